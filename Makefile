@@ -1,0 +1,61 @@
+# SenseOps — the front door. `make help` lists the targets.
+# Every target installs what it needs (virtualenv, Debian packages, Go-built binaries) and is safe to rerun.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+export SENSEOPS_CACHE ?= $(HOME)/.cache/senseops
+export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/runtime:$(CURDIR)/trainer_image:$(CURDIR)
+# Debian packages the tests and the demo use (kubectl is the real client users run).
+DEBIAN_PACKAGES := kubectl espeak-ng sox libsndfile1 openssl util-linux procps
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k crd -x"`.
+PYTEST_ARGS ?=
+
+.PHONY: help venv debian deps crds check-crds lint test test-fast demo demo-down clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+venv: ## create/update the Python virtualenv (cached in ~/.cache/senseops, linked as .venv)
+	@scripts/ensure-venv.sh
+
+debian: ## install the Debian packages the tests and demo need (only the missing ones)
+	@scripts/ensure-debian.sh $(DEBIAN_PACKAGES)
+
+deps: venv debian bins ## everything the tests need: venv, Debian packages, Go-built binaries
+
+crds: venv ## regenerate crds/*.yaml from the operator's pydantic models
+	$(PY) -m senseops_operator.crdgen --out crds
+
+lint: venv ## ruff, mypy --strict on the pure core, import-linter contracts
+	$(VENV)/bin/ruff check operator runtime trainer_image tests
+	$(VENV)/bin/mypy operator/senseops_operator/models operator/senseops_operator/decide
+	$(VENV)/bin/lint-imports
+
+test: deps ## run every test (unit, integration on the local control plane and servers, end-to-end)
+	$(MAKE) --no-print-directory lint
+	$(PYTEST) $(PYTEST_ARGS)
+
+test-fast: venv ## only the tests that need no cluster and no model
+	$(PYTEST) -m "not cluster and not slow" $(PYTEST_ARGS)
+
+demo: deps ## the main job: control plane + CRDs + operator + samples, then runtime and trainer demos
+	scripts/demo.sh
+
+demo-down: ## stop what `make demo` left running
+	scripts/demo.sh down
+
+clean: ## remove local state (.cluster, .demo); caches in ~/.cache/senseops are kept
+	rm -rf .cluster .demo .pytest_cache
+
+# One fragment per area, each owned by that area.
+-include tests/controlplane/controlplane.mk
+-include tests/storage/storage.mk
+-include runtime/model.mk
+-include runtime/runtime.mk
+-include trainer_image/trainer.mk
+-include operator/operator.mk

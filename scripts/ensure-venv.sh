@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Creates (once) and updates (when requirements.txt changes) the project's virtualenv.
+# The venv lives outside the checkout so fresh clones on the same machine reuse it; .venv links to it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache="${SENSEOPS_CACHE:-$HOME/.cache/senseops}"
+venv="$cache/venv"
+want=$(sha256sum requirements.txt | cut -c1-16)
+mkdir -p "$cache"
+exec 9>"$cache/venv.lock"
+flock 9
+if [[ ! -x "$venv/bin/python" ]]; then
+  echo "==> creating virtualenv $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+fi
+if [[ "$(cat "$venv/.requirements-sha" 2>/dev/null)" != "$want" ]]; then
+  echo "==> installing requirements.txt into $venv (first run downloads torch: several minutes)"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r requirements.txt
+  echo "$want" >"$venv/.requirements-sha"
+fi
+ln -sfn "$venv" .venv
