@@ -1,0 +1,51 @@
+"""Names, defaults and limits of the SenseOps API in one place (STYLE: no scattered literals)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+GROUP: Final = "senseops.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+CATEGORY: Final = "asr"
+
+# kopf keeps its bookkeeping under our own prefix (finalizer, progress and last-handled annotations).
+FINALIZER: Final = f"{GROUP}/finalizer"
+ANNOTATION_PREFIX: Final = GROUP
+
+# Artifact URIs the stores understand; `oci://` is accepted for image-packaged models.
+ARTIFACT_URI_PATTERN: Final = r"^(cos|s3)://[a-z0-9][a-z0-9.-]{1,62}/.+$|^file:///.+$|^oci://[^\s/]+/.+$"
+STORE_PREFIX_PATTERN: Final = r"^(cos|s3)://[a-z0-9][a-z0-9.-]{1,62}(/.*)?$|^file:///.+$"
+SHA256_PATTERN: Final = r"^[a-f0-9]{64}$"
+DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Kubernetes resource quantity (e.g. "500m", "4Gi").
+QUANTITY_PATTERN: Final = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+IMAGE_REF_PATTERN: Final = r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._/-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+HTTP_URL_PATTERN: Final = r"^https?://[^\s]+$"
+
+# Bounds.
+MAX_NAME_LENGTH: Final = 63
+MAX_ROLLOUT_STEPS: Final = 20
+MAX_ANALYSIS_METRICS: Final = 10
+MAX_ANCHORS: Final = 1000
+MAX_GPUS: Final = 16
+MAX_EPOCHS: Final = 100
+MAX_LEARNING_RATE: Final = 1.0
+MIN_ANALYSIS_INTERVAL_SECONDS: Final = 10
+MIN_PROGRESS_DEADLINE_SECONDS: Final = 30
+MAX_CONDITIONS: Final = 16
+MAX_MEASUREMENTS: Final = 50
+
+# Defaults (seed §6: small learning rate, few epochs).
+DEFAULT_LEARNING_RATE: Final = 2e-5
+DEFAULT_EPOCHS: Final = 2
+DEFAULT_BATCH_TOKENS: Final = 6000
+DEFAULT_BACKOFF_LIMIT: Final = 2
+DEFAULT_TTL_AFTER_FINISHED_SECONDS: Final = 86_400
+DEFAULT_PROGRESS_DEADLINE_SECONDS: Final = 600
+DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS: Final = 30
+DEFAULT_ANALYSIS_INTERVAL_SECONDS: Final = 60
+DEFAULT_TRAINER_IMAGE: Final = "ghcr.io/senseops/trainer:0.1.0"
+
+# How often the operator re-checks an object whose outcome depends on the outside world.
+REVERIFY_ARTIFACT_SECONDS: Final = 300

@@ -1,0 +1,180 @@
+"""Rollout: move live traffic from a stable to a candidate ASRModel in steps (DESIGN §3).
+
+Rules the API server enforces here: weights are 0–100, strictly increasing and end at 100; stable and
+candidate differ; each step does exactly one thing; exactly one traffic router.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from senseops_operator import constants as c
+from senseops_operator.models.common import ApiModel, Name, ObjectRef, StatusBase, cel, rules
+
+RolloutPhase = Literal["Pending", "Progressing", "Paused", "Healthy", "Degraded", "Aborted"]
+
+
+class Target(ApiModel):
+    """The inference service whose traffic moves."""
+
+    deployment: Name = Field(description="Stable inference Deployment.")
+    service: Name = Field(description="Service in front of the stable pods.")
+    port: int = Field(default=8000, ge=1, le=65535)
+
+
+class Pause(ApiModel):
+    duration_seconds: int | None = Field(
+        default=None, ge=0, le=7 * 86_400, description="Omit to pause until promoted by hand."
+    )
+
+
+class StepAnalysis(ApiModel):
+    metrics: list[Name] = Field(
+        default_factory=list, max_length=c.MAX_ANALYSIS_METRICS, description="Subset of analysis metrics; all if empty."
+    )
+
+
+class Step(ApiModel):
+    """Exactly one of setWeight, pause, analysis."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": rules(
+            cel(
+                "[has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1",
+                "each step must set exactly one of setWeight, pause or analysis",
+            )
+        )
+    }
+
+    set_weight: int | None = Field(default=None, ge=0, le=100, description="Percent of traffic to the candidate.")
+    pause: Pause | None = None
+    analysis: StepAnalysis | None = None
+
+
+class NginxRouting(ApiModel):
+    stable_ingress: Name = Field(description="The Ingress serving the stable Service; a canary copy is owned by us.")
+
+
+class GatewayRouting(ApiModel):
+    http_route: Name = Field(description="HTTPRoute whose backendRefs weights are set.")
+
+
+class TrafficRouting(ApiModel):
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": rules(
+            cel("has(self.nginx) != has(self.gatewayAPI)", "set exactly one of trafficRouting.nginx or gatewayAPI")
+        )
+    }
+
+    nginx: NginxRouting | None = None
+    gateway_api: GatewayRouting | None = Field(default=None, alias="gatewayAPI")
+
+
+class PrometheusProvider(ApiModel):
+    address: str = Field(max_length=512, pattern=c.HTTP_URL_PATTERN, description="Prometheus base URL.")
+    query: str = Field(
+        min_length=1, max_length=4096, description="PromQL; {{candidate}}/{{stable}}/{{namespace}} are substituted."
+    )
+
+
+class MetricProvider(ApiModel):
+    prometheus: PrometheusProvider
+
+
+class AnalysisMetric(ApiModel):
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": rules(
+            cel("has(self.successMin) || has(self.successMax)", "set successMin and/or successMax"),
+            cel(
+                "!has(self.successMin) || !has(self.successMax) || self.successMin <= self.successMax",
+                "successMin must not exceed successMax",
+            ),
+        )
+    }
+
+    name: Name
+    provider: MetricProvider
+    success_min: float | None = Field(default=None, description="Measurement passes when >= this.")
+    success_max: float | None = Field(default=None, description="Measurement passes when <= this.")
+    interval_seconds: int = Field(
+        default=c.DEFAULT_ANALYSIS_INTERVAL_SECONDS, ge=c.MIN_ANALYSIS_INTERVAL_SECONDS, le=3600
+    )
+    failure_limit: int = Field(default=0, ge=0, le=100, description="Failures tolerated before abort.")
+    inconclusive_limit: int = Field(default=0, ge=0, le=100, description="No-data results before pausing.")
+    consecutive_error_limit: int = Field(default=4, ge=0, le=100, description="Provider errors before pausing.")
+
+
+class Analysis(ApiModel):
+    metrics: list[AnalysisMetric] = Field(default_factory=list, max_length=c.MAX_ANALYSIS_METRICS)
+
+
+class RolloutSpec(ApiModel):
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": rules(
+            cel("self.stableModel.name != self.candidateModel.name", "candidateModel must differ from stableModel",
+                field_path=".candidateModel.name"),
+            cel(
+                "self.steps.exists(s, has(s.setWeight))"
+                " && self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight)"
+                "[size(self.steps.filter(s, has(s.setWeight))) - 1] == 100",
+                "steps must contain setWeight steps and the last setWeight must be 100",
+                field_path=".steps",
+            ),
+            cel(
+                "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()"
+                " && self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).all(w,"
+                " self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).exists_one(v, v == w))",
+                "setWeight values must be strictly increasing",
+                field_path=".steps",
+            ),
+            cel(
+                "!self.steps.exists(s, has(s.analysis)) || (has(self.analysis) && size(self.analysis.metrics) > 0)",
+                "analysis steps need spec.analysis.metrics",
+                field_path=".analysis",
+            ),
+        )
+    }
+
+    target: Target
+    stable_model: ObjectRef
+    candidate_model: ObjectRef
+    steps: list[Step] = Field(min_length=1, max_length=c.MAX_ROLLOUT_STEPS)
+    traffic_routing: TrafficRouting
+    analysis: Analysis | None = None
+    progress_deadline_seconds: int = Field(
+        default=c.DEFAULT_PROGRESS_DEADLINE_SECONDS, ge=c.MIN_PROGRESS_DEADLINE_SECONDS, le=86_400
+    )
+    abort_scale_down_delay_seconds: int = Field(default=c.DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS, ge=0, le=86_400)
+
+
+class Measurement(ApiModel):
+    metric: str
+    phase: Literal["Successful", "Failed", "Inconclusive", "Error"]
+    value: float | None = None
+    resolved_query: str | None = Field(default=None, max_length=4096)
+    message: str | None = None
+    at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+
+
+class PauseCondition(ApiModel):
+    reason: Literal["PausedByStep", "Inconclusive", "ProviderErrors", "CandidateNotReady", "Manual"]
+    start_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+
+
+class RolloutStatus(StatusBase):
+    phase: RolloutPhase | None = None  # type: ignore[assignment]
+    current_step_index: int | None = Field(default=None, ge=0)
+    desired_weight: int | None = Field(default=None, ge=0, le=100)
+    actual_weight: int | None = Field(default=None, ge=0, le=100)
+    stable_model: str | None = None
+    candidate_model: str | None = None
+    previous_stable_model: str | None = None
+    measurements: list[Measurement] = Field(default_factory=list, max_length=c.MAX_MEASUREMENTS)
+    pause_conditions: list[PauseCondition] = Field(default_factory=list, max_length=8)
+    abort: bool = Field(default=False, description="Set (in status) to abort; the operator rolls back.")
+    promote: bool = Field(default=False, description="Set (in status) to skip the current pause.")
+    outcome: Literal["Promoted", "RolledBack"] | None = None
+    started_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    finished_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
