@@ -24,8 +24,14 @@ export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 command -v go >/dev/null || { echo "error: go not found on PATH (Debian package golang-go or a Go >= 1.26 toolchain)" >&2; exit 1; }
 
 mkdir -p "$keydir"
-# .bin/ in the repository points at the machine cache; a real folder there is left alone.
-if [[ -L $repo/.bin || ! -e $repo/.bin ]]; then ln -sfn "$bindir" "$repo/.bin"; fi
+# .bin/ in the repository points at the machine cache. An empty real folder there is replaced by the
+# link; one with files in it is left alone (with a warning) so nothing is lost.
+if [[ -d $repo/.bin && ! -L $repo/.bin ]]; then rmdir "$repo/.bin" 2>/dev/null || true; fi
+if [[ -L $repo/.bin || ! -e $repo/.bin ]]; then
+  ln -sfn "$bindir" "$repo/.bin"
+else
+  echo "warning: $repo/.bin is a folder with files, not a link to $bindir; left as is" >&2
+fi
 
 key_for() {  # key_for PACKAGE -> hash that changes whenever the binary would
   { go version; go env GOOS GOARCH CGO_ENABLED; cat "$moddir/go.mod" "$moddir/go.sum"; echo "$ldflags"; echo "$1"; } \
