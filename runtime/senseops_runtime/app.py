@@ -1,0 +1,125 @@
+"""The FastAPI application factory.
+
+``create_app(settings)`` wires routers and a lifespan that loads the model in the background: the HTTP
+server answers ``/healthz`` at once and ``/readyz`` turns 200 only after the model is loaded and warmed.
+A load failure leaves ``/readyz`` at 503 with the reason (the process stays up so the reason is visible).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import numpy as np
+from fastapi import FastAPI, Request, Response
+
+from senseops_runtime.engine.base import DecodeOptions, Engine
+from senseops_runtime.recording import SpoolRecorder
+from senseops_runtime.routers import health, openai_compat, stream, transcribe
+from senseops_runtime.scheduler import DecodeScheduler
+from senseops_runtime.services import Services
+from senseops_runtime.settings import RuntimeSettings
+from senseops_runtime.streaming.vad import SileroVad
+
+log = logging.getLogger("senseops.runtime")
+
+EngineLoader = Callable[[RuntimeSettings], Engine]
+WARMUP_SECONDS = 1.0
+
+
+def default_engine_loader(settings: RuntimeSettings) -> Engine:
+    """Fetch (sha256-verified, cached) and load the configured model with the configured backend."""
+    from senseops_runtime.engine import load_engine
+    from senseops_runtime.model_source import resolve_model_dir
+
+    model_dir = resolve_model_dir(settings.model_uri, settings.model_cache_dir)
+    return load_engine(model_dir, settings.backend, settings.device)
+
+
+def warm_up(engine: Engine) -> None:
+    """One decode of low noise so the first real request does not pay for lazy initialisation."""
+    rng = np.random.default_rng(0)
+    noise = (rng.standard_normal(int(16_000 * WARMUP_SECONDS)) * 0.01).astype(np.float32)
+    engine.transcribe(noise, DecodeOptions())
+
+
+async def load_model(services: Services, loader: EngineLoader) -> None:
+    """Load, warm and publish the engine; record failures as the readiness reason."""
+    state = services.readiness
+    started = time.perf_counter()
+    state.reason = "loading model"
+    try:
+        services.vad = await asyncio.to_thread(SileroVad)
+        engine = await asyncio.to_thread(loader, services.settings)
+        scheduler = DecodeScheduler(
+            engine,
+            services.settings.scheduler_max_pending,
+            services.settings.scheduler_max_batch,
+            on_decode=lambda kinds, secs, audio: services.metrics.observe_decode(
+                [k.name.lower() for k in kinds], secs, audio
+            ),
+            on_depth=services.metrics.queue_depth.set,
+        )
+        scheduler.start()
+        if services.settings.warmup:
+            state.reason = "warming up"
+            await scheduler.run_blocking(lambda: warm_up(engine))
+    except Exception as exc:
+        log.exception("model load failed")
+        state.reason = f"model load failed: {type(exc).__name__}: {exc}"[:500]
+        return
+    services.engine, services.scheduler = engine, scheduler
+    services.metrics.set_model(engine.name, engine.version, engine.backend, time.perf_counter() - started)
+    state.ready, state.reason = True, "ready"
+    log.info(
+        "model %s %s (%s) ready in %.1f s",
+        engine.name,
+        engine.version,
+        engine.backend,
+        time.perf_counter() - started,
+    )
+
+
+def create_app(settings: RuntimeSettings | None = None, engine_loader: EngineLoader | None = None) -> FastAPI:
+    """Build the application; ``settings`` default to the environment."""
+    settings = settings or RuntimeSettings.from_env()
+    services = Services.from_settings(settings)
+    if settings.auth_disabled:
+        log.warning("AUTHENTICATION IS DISABLED (SENSEOPS_AUTH_DISABLED): every caller is admitted")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.recording_enabled:
+            services.recorder = await asyncio.to_thread(
+                SpoolRecorder.from_uri, settings.recording_store_uri, settings.spool_dir
+            )
+        loading = asyncio.create_task(load_model(services, engine_loader or default_engine_loader))
+        yield
+        loading.cancel()
+        await asyncio.gather(loading, return_exceptions=True)
+        if services.scheduler:
+            await services.scheduler.stop()
+        if services.recorder:
+            await asyncio.to_thread(services.recorder.close)
+
+    app = FastAPI(title="SenseOps runtime", version="0.1.0", lifespan=lifespan)
+    app.state.services = services
+    for router in (health.router, transcribe.router, openai_compat.router, stream.router):
+        app.include_router(router)
+
+    @app.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        services.metrics.requests.labels(path, request.method, str(response.status_code)).inc()
+        if response.status_code >= 400:
+            services.metrics.errors.labels("http", str(response.status_code)).inc()
+        return response
+
+    return app

@@ -1,0 +1,97 @@
+"""Consented recording: each final segment's WAV and its JSONL record go through the no-loss spool.
+
+Keys follow :mod:`senseops_common.layout`: ``raw/{anchor_id}/{ts}/{segment_id}.wav`` and
+``asr/{anchor_id}/{ts}/part-{n:06d}.jsonl``. Each record is written as its own part (batch size 1) so an
+acknowledged final is durable at once; the spool uploads in the background with retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+
+from senseops_common.layout import AsrPartWriter, SegmentRecord, raw_segment_key
+from senseops_common.storage import open_store
+from senseops_common.storage.spool import SpoolWriter
+
+RECORDS_PER_PART = 1
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """What the session knows about one finished segment."""
+
+    segment_id: str
+    start_ms: int
+    end_ms: int
+    text: str
+    lang: str
+    emotion: str
+    event: str
+    confidence: float
+
+
+class SessionRecording:
+    """The recording of one stream; thread-safe (called from a worker thread per segment)."""
+
+    def __init__(
+        self, spool: SpoolWriter, anchor_id: str, ts: str, model_name: str, model_version: str
+    ) -> None:
+        self.spool = spool
+        self.anchor_id = anchor_id
+        self.ts = ts
+        self.model_name = model_name
+        self.model_version = model_version
+        self.parts = AsrPartWriter(spool.write, anchor_id, ts, batch_size=RECORDS_PER_PART)
+        self._lock = threading.Lock()
+
+    def record(self, result: SegmentResult, wav: bytes) -> SegmentRecord:
+        """Spool the WAV, then its record; returns once both are durable on local disk."""
+        key = raw_segment_key(self.anchor_id, self.ts, result.segment_id)
+        record = SegmentRecord(
+            anchor_id=self.anchor_id,
+            session_ts=self.ts,
+            segment_id=result.segment_id,
+            start_ms=result.start_ms,
+            end_ms=result.end_ms,
+            text=result.text,
+            lang=result.lang,
+            emotion=result.emotion,
+            event=result.event,
+            confidence=result.confidence,
+            model_name=self.model_name,
+            model_version=self.model_version,
+            audio_key=key,
+            audio_sha256=hashlib.sha256(wav).hexdigest(),
+        )
+        with self._lock:
+            self.spool.write(key, wav)
+            self.parts.add(record)
+        return record
+
+    def close(self) -> None:
+        """Flush any buffered records (none with one record per part; kept for larger batches)."""
+        with self._lock:
+            self.parts.flush()
+
+
+class SpoolRecorder:
+    """Opens per-session recordings on one spool (one per process)."""
+
+    def __init__(self, spool: SpoolWriter) -> None:
+        self.spool = spool
+
+    @classmethod
+    def from_uri(cls, store_uri: str, spool_dir: str) -> SpoolRecorder:
+        """Spool into ``spool_dir`` and upload to ``store_uri`` (credentials from the environment)."""
+        return cls(SpoolWriter(open_store(store_uri), spool_dir, name="recordings").start())
+
+    def open_session(self, anchor_id: str, ts: str, model_name: str, model_version: str) -> SessionRecording:
+        """Start recording one stream."""
+        return SessionRecording(self.spool, anchor_id, ts, model_name, model_version)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Try to upload what is pending, then stop (anything left is uploaded after the next start)."""
+        self.spool.drain(timeout_s)
+        self.spool.close()

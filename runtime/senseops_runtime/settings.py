@@ -1,0 +1,74 @@
+"""Server settings, read once from the environment (``SENSEOPS_*`` variables).
+
+Secrets (the JWT key) come only from the environment or a file named by it (a mounted Kubernetes Secret);
+nothing is read from request data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from senseops_runtime import limits
+
+ENV_PREFIX = "SENSEOPS_"
+
+
+class RuntimeSettings(BaseModel):
+    """Everything the runtime needs to start; built by :meth:`from_env` in production."""
+
+    model_uri: str = ""  # file:///models/x, s3://bucket/models/name/version, cos://...
+    model_cache_dir: str = str(Path.home() / ".cache" / "senseops" / "models")
+    backend: str = "torch"  # torch | onnx-fp32 | onnx-int8
+    device: str = "cpu"
+    # Auth: exactly one of the two keys selects the accepted algorithm (no algorithm confusion).
+    jwt_hs256_secret: str = ""
+    jwt_rs256_public_key: str = ""
+    jwt_audience: str = limits.JWT_AUDIENCE
+    jwt_issuer: str = limits.JWT_ISSUER
+    auth_disabled: bool = False  # development only; logged loudly at start
+    # Quotas
+    max_streams_per_subject: int = limits.MAX_STREAMS_PER_SUBJECT
+    audio_minutes_per_day: float = limits.AUDIO_MINUTES_PER_DAY
+    # Recording
+    recording_enabled: bool = False
+    recording_store_uri: str = ""  # e.g. s3://senseops-data  (raw/ and asr/ live under it)
+    spool_dir: str = str(Path.home() / ".cache" / "senseops" / "spool")
+    # Stored audio for POST /api/transcribe {"file_path": ...}: allowed URI prefixes (comma list).
+    audio_source_prefixes: list[str] = Field(default_factory=list)
+    # Limits
+    max_upload_bytes: int = limits.MAX_UPLOAD_BYTES
+    max_upload_seconds: float = limits.MAX_UPLOAD_SECONDS
+    max_frame_bytes: int = limits.MAX_FRAME_BYTES
+    partial_interval_s: float = limits.PARTIAL_INTERVAL_S
+    partial_window_s: float = limits.PARTIAL_WINDOW_S
+    realtime_burst_s: float = limits.REALTIME_BURST_S
+    realtime_close_ahead_s: float = limits.REALTIME_CLOSE_AHEAD_S
+    vad_min_silence_ms: int = limits.VAD_MIN_SILENCE_MS
+    max_segment_s: float = limits.MAX_SEGMENT_S
+    scheduler_max_pending: int = limits.SCHEDULER_MAX_PENDING
+    scheduler_max_batch: int = limits.SCHEDULER_MAX_BATCH
+    warmup: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeSettings:
+        """Read ``SENSEOPS_<FIELD>`` variables; ``<FIELD>_FILE`` reads a value from a file (Secrets)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name, field in cls.model_fields.items():
+            key = ENV_PREFIX + name.upper()
+            raw = env.get(key)
+            if raw is None and (path := env.get(key + "_FILE")):
+                raw = Path(path).read_text()
+            if raw is None:
+                continue
+            if field.annotation == list[str]:
+                raw_list = json.loads(raw) if raw.strip().startswith("[") else raw.split(",")
+                values[name] = [item.strip() for item in raw_list if item.strip()]
+            else:
+                values[name] = raw
+        return cls.model_validate(values)

@@ -1,0 +1,1 @@
+"""WebSocket streaming: frame checks, throttling, segmentation, partial scheduling and the session."""

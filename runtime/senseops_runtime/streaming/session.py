@@ -1,0 +1,343 @@
+"""One WebSocket stream: read frames, score VAD, cut segments, ask the scheduler for partials and finals.
+
+The decisions (frame checks, throttling, segmentation, partial timing) live in pure modules; this class
+only moves data between the socket, the VAD thread and the scheduler. Finals are sent in segment order;
+a partial that arrives after its segment closed is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import soundfile as sf
+from starlette.types import Message
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from senseops_runtime import limits
+from senseops_runtime.audio_input import pcm16_to_float
+from senseops_runtime.auth import Principal
+from senseops_runtime.engine.base import Transcript
+from senseops_runtime.recording import SegmentResult, SessionRecording
+from senseops_runtime.scheduler import Overloaded, Priority
+from senseops_runtime.services import Services
+from senseops_runtime.streaming.buffer import StreamAudio
+from senseops_runtime.streaming.decisions import (
+    Accept,
+    CloseVerdict,
+    Delay,
+    StreamOptions,
+    check_audio_frame,
+    is_eof_message,
+    partial_due,
+    partial_window,
+    throttle,
+)
+from senseops_runtime.streaming.segmenter import (
+    SegmentClosed,
+    SegmentDropped,
+    Segmenter,
+    SegmenterConfig,
+    SegmentEvent,
+    SegmentOpened,
+)
+
+log = logging.getLogger(__name__)
+
+# VAD scoring is cheap but not free; it gets its own thread so the event loop only moves bytes.
+_VAD_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
+
+
+class StreamClosed(Exception):
+    """Raised inside the session to end it with a close code and reason."""
+
+    def __init__(self, verdict: CloseVerdict) -> None:
+        super().__init__(verdict.reason)
+        self.verdict = verdict
+
+
+@dataclass
+class _OpenSegment:
+    number: int
+    start: int
+    confirmed_sent_partial_at: int = 0  # absolute sample index of the last partial request
+    partial_in_flight: bool = False
+
+
+def day_of(now: float) -> str:
+    """UTC day key for daily budgets."""
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+
+
+class StreamSession:
+    """Runs one stream from the first audio frame to the close."""
+
+    def __init__(
+        self, ws: WebSocket, services: Services, principal: Principal, options: StreamOptions
+    ) -> None:
+        assert services.scheduler is not None and services.vad is not None and services.engine is not None
+        self.ws = ws
+        self.services = services
+        self.scheduler = services.scheduler
+        self.engine = services.engine
+        self.principal = principal
+        self.options = options
+        settings = services.settings
+        self.segmenter = Segmenter(
+            SegmenterConfig(
+                min_silence_samples=settings.vad_min_silence_ms * 16,
+                max_segment_samples=int(settings.max_segment_s * limits.SAMPLE_RATE),
+            )
+        )
+        self.vad = services.vad.stream()
+        self.audio = StreamAudio()
+        self.vad_pos = 0  # absolute index of the next sample to score
+        self.open: _OpenSegment | None = None
+        self.segments_started = 0
+        self.session_id = uuid.uuid4().hex[:12]
+        self.started_at = time.time()
+        self.ts = datetime.fromtimestamp(self.started_at, UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.first_audio_at: float | None = None
+        self.send_lock = asyncio.Lock()
+        self.finals: asyncio.Queue[
+            tuple[SegmentClosed, int, np.ndarray, asyncio.Future[Transcript], float] | None
+        ] = asyncio.Queue()
+        self.final_sender: asyncio.Task[None] | None = None
+        self.partial_tasks: set[asyncio.Task[None]] = set()
+        self.interval_samples = int(settings.partial_interval_s * limits.SAMPLE_RATE)
+        self.window_samples = int(settings.partial_window_s * limits.SAMPLE_RATE)
+        self.pushback: list[Message] = []  # a first audio frame read by the router while looking for options
+        self.recording: SessionRecording | None = None
+        self.record = settings.recording_enabled and principal.consent and services.recorder is not None
+
+    # ---- sending
+    async def send_json(self, message: dict[str, object]) -> None:
+        """Send one message unless the client has gone."""
+        async with self.send_lock:
+            if (
+                self.ws.application_state != WebSocketState.CONNECTED
+                or self.ws.client_state != WebSocketState.CONNECTED
+            ):
+                return
+            # The client may have left meanwhile; finals are still recorded.
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                await self.ws.send_json(message)
+
+    # ---- main loop
+    async def run(self) -> CloseVerdict:
+        """Process frames until eof, client close or an error; returns how to close."""
+        self.final_sender = asyncio.create_task(self._send_finals())
+        try:
+            verdict = await self._receive_loop()
+        except StreamClosed as closed:
+            verdict = closed.verdict
+        if verdict.code in (limits.CLOSE_NORMAL, limits.CLOSE_POLICY) or verdict.code == 0:
+            # eof, client close or quota: the audio received so far still gets its final.
+            try:
+                self._handle_events(self.segmenter.finish(self.audio.total))
+            except StreamClosed as closed:
+                verdict = closed.verdict
+        await self.finals.put(None)
+        try:
+            await self.final_sender
+        except StreamClosed as closed:
+            verdict = closed.verdict
+        for task in self.partial_tasks:
+            task.cancel()
+        if self.recording is not None:
+            await asyncio.to_thread(self.recording.close)
+        return verdict
+
+    async def _receive_loop(self) -> CloseVerdict:
+        while True:
+            message = self.pushback.pop() if self.pushback else await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return CloseVerdict(0, "client closed")
+            if message.get("text") is not None:
+                if is_eof_message(message["text"]):
+                    return CloseVerdict(limits.CLOSE_NORMAL, "end of stream")
+                return CloseVerdict(
+                    limits.CLOSE_UNSUPPORTED_DATA,
+                    'text frame where audio was expected; only {"eof": true} is accepted',
+                )
+            data = message.get("bytes") or b""
+            if (bad := check_audio_frame(len(data), self.services.settings.max_frame_bytes)) is not None:
+                return bad
+            if data:
+                await self._on_audio(data)
+
+    async def _on_audio(self, data: bytes) -> None:
+        now = time.monotonic()
+        if self.first_audio_at is None:
+            self.first_audio_at = now
+        settings = self.services.settings
+        n = len(data) // limits.BYTES_PER_SAMPLE
+        verdict = throttle(
+            (self.audio.total + n) / limits.SAMPLE_RATE,
+            now - self.first_audio_at,
+            settings.realtime_burst_s,
+            settings.realtime_close_ahead_s,
+        )
+        if isinstance(verdict, CloseVerdict):
+            raise StreamClosed(verdict)
+        if isinstance(verdict, Delay):
+            await asyncio.sleep(verdict.seconds)
+        assert isinstance(verdict, (Accept, Delay))
+        seconds = n / limits.SAMPLE_RATE
+        if not self.services.ledger.charge(
+            self.principal.subject, self.principal.anchor_id, seconds, day_of(time.time())
+        ):
+            raise StreamClosed(
+                CloseVerdict(limits.CLOSE_POLICY, "daily audio budget used up; try again tomorrow (UTC)")
+            )
+        metrics = self.services.metrics
+        metrics.audio_seconds.labels(*metrics.model_labels, "stream").inc(seconds)
+        self.audio.append(pcm16_to_float(data))
+        # Score every whole 512-sample chunk not yet scored, off the event loop.
+        step = limits.VAD_CHUNK_SAMPLES
+        count = (self.audio.total - self.vad_pos) // step
+        if count == 0:
+            return
+        chunk = self.audio.slice(self.vad_pos, self.vad_pos + count * step)
+        probabilities = await asyncio.get_running_loop().run_in_executor(
+            _VAD_EXECUTOR, self.vad.score_many, chunk
+        )
+        self.vad_pos += count * step
+        for probability in probabilities:
+            self._handle_events(self.segmenter.feed(probability))
+        self._maybe_request_partial()
+        if self.open is None:
+            # Keep only the pre-roll a future segment may reach back into.
+            self.audio.trim(self.vad_pos - self.segmenter.config.pad_samples - step)
+
+    # ---- segments
+    def _handle_events(self, events: list[SegmentEvent]) -> None:
+        for event in events:
+            if isinstance(event, SegmentOpened):
+                self.segments_started += 1
+                self.open = _OpenSegment(
+                    self.segments_started, event.start, confirmed_sent_partial_at=event.start
+                )
+            elif isinstance(event, SegmentDropped):
+                self.open = None
+            elif isinstance(event, SegmentClosed):
+                number = self.open.number if self.open else self.segments_started
+                self.open = None
+                clip = self.audio.slice(event.start, event.end)
+                try:
+                    future = self.scheduler.submit(clip, self.options.decode, Priority.FINAL)
+                except Overloaded as exc:
+                    raise StreamClosed(
+                        CloseVerdict(limits.CLOSE_TRY_AGAIN_LATER, f"server overloaded: {exc}")
+                    ) from exc
+                self.finals.put_nowait((event, number, clip, future, time.monotonic()))
+
+    def _maybe_request_partial(self) -> None:
+        seg = self.open
+        if seg is None:
+            return
+        if not partial_due(
+            segment_open=True,
+            segment_confirmed=self.segmenter.confirmed,
+            partial_in_flight=seg.partial_in_flight,
+            samples_since_last_partial=self.vad_pos - seg.confirmed_sent_partial_at,
+            interval_samples=self.interval_samples,
+        ):
+            return
+        lo, hi = partial_window(self.vad_pos - seg.start, self.window_samples)
+        clip = self.audio.slice(seg.start + lo, seg.start + hi)
+        try:
+            future = self.scheduler.submit(clip, self.options.decode, Priority.PARTIAL)
+        except Overloaded:
+            return  # partials are best effort; the final is what must not be lost
+        seg.partial_in_flight = True
+        seg.confirmed_sent_partial_at = self.vad_pos
+        task = asyncio.create_task(self._send_partial(seg, future, time.monotonic()))
+        self.partial_tasks.add(task)
+        task.add_done_callback(self.partial_tasks.discard)
+
+    async def _send_partial(
+        self, seg: _OpenSegment, future: asyncio.Future[Transcript], asked_at: float
+    ) -> None:
+        try:
+            transcript = await future
+        except Exception:  # a failed partial is not fatal; the final decode will report a real failure
+            log.exception("partial decode failed")
+            return
+        finally:
+            seg.partial_in_flight = False
+        if self.open is not seg or not transcript.text:
+            return  # the segment closed meanwhile: its final supersedes this partial
+        await self.send_json({"partial": transcript.text})
+        metrics = self.services.metrics
+        metrics.partial_latency.labels(*metrics.model_labels).observe(time.monotonic() - asked_at)
+
+    async def _send_finals(self) -> None:
+        offset = self.options.start_offset_ms
+        while (item := await self.finals.get()) is not None:
+            event, number, clip, future, closed_at = item
+            try:
+                transcript = await future
+            except Exception as exc:
+                log.exception("final decode failed")
+                raise StreamClosed(
+                    CloseVerdict(limits.CLOSE_INTERNAL, "model failed to decode a segment")
+                ) from exc
+            segment_id = f"{self.session_id}-{number:04d}"
+            message: dict[str, object] = {
+                "final": transcript.text,
+                "segment_id": segment_id,
+                "start_ms": offset + event.start // 16,
+                "end_ms": offset + event.end // 16,
+                "lang": transcript.lang,
+                "emotion": transcript.emotion,
+                "event": transcript.event,
+                "confidence": round(transcript.confidence, 4),
+            }
+            await self.send_json(message)
+            metrics = self.services.metrics
+            metrics.final_latency.labels(*metrics.model_labels).observe(time.monotonic() - closed_at)
+            if self.record:
+                await self._record(clip, message)
+
+    async def _record(self, clip: np.ndarray, message: dict[str, object]) -> None:
+        if self.recording is None:
+            recorder = self.services.recorder
+            assert recorder is not None
+            self.recording = recorder.open_session(
+                self.principal.anchor_id, self.ts, self.engine.name, self.engine.version
+            )
+        buffer = io.BytesIO()
+        sf.write(
+            buffer,
+            (np.clip(clip, -1, 1) * 32767).astype(np.int16),
+            limits.SAMPLE_RATE,
+            format="WAV",
+            subtype="PCM_16",
+        )
+        result = SegmentResult(
+            segment_id=str(message["segment_id"]),
+            start_ms=int(message["start_ms"]),  # type: ignore[call-overload]
+            end_ms=int(message["end_ms"]),  # type: ignore[call-overload]
+            text=str(message["final"]),
+            lang=str(message["lang"]),
+            emotion=str(message["emotion"]),
+            event=str(message["event"]),
+            confidence=float(message["confidence"]),  # type: ignore[arg-type]
+        )
+        try:
+            await asyncio.to_thread(self.recording.record, result, buffer.getvalue())
+            self.services.metrics.recordings.labels("spooled").inc()
+        except Exception:
+            # The spool is local disk; failing means it is full or gone. The transcript was already sent,
+            # so the loss is counted and logged loudly rather than ending the stream.
+            log.exception("recording segment %s failed", result.segment_id)
+            self.services.metrics.recordings.labels("failed").inc()
