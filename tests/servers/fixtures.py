@@ -1,0 +1,44 @@
+"""pytest fixtures for the local storage servers; other areas reuse them.
+
+Use from a conftest with ``from tests.servers.fixtures import minio_server, ...`` (or list
+``tests.servers.fixtures`` in the root conftest's ``pytest_plugins``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers.cos_standin import CosStandin
+from tests.servers.minio import MinioServer
+
+
+@pytest.fixture(scope="session")
+def minio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
+    """A real MinIO on 127.0.0.1 for the whole session (temp data dir, generated credentials)."""
+    server = MinioServer(tmp_path_factory.mktemp("minio") / "data").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def cos_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CosStandin]:
+    """The COS protocol stand-in (moto S3 on loopback, real COS SDK) for the whole session."""
+    server = CosStandin(Path(tmp_path_factory.mktemp("cos-standin"))).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def minio_bucket(minio_server: MinioServer) -> str:
+    """A fresh, empty bucket on the session MinIO."""
+    name = "t-" + secrets.token_hex(6)
+    minio_server.create_bucket(name)
+    return name
