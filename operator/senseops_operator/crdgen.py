@@ -151,8 +151,20 @@ def render(kind: Kind) -> str:
     return HEADER + yaml.safe_dump(crd_for(kind), sort_keys=False, width=120, allow_unicode=True)
 
 
+def kustomization() -> str:
+    """crds/kustomization.yaml, so `kubectl apply -k crds` and the manifests can include the CRDs."""
+    doc = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [f"{kind.crd_name}.yaml" for kind in ALL_KINDS],
+    }
+    return HEADER + yaml.safe_dump(doc, sort_keys=False)
+
+
 def expected_files() -> dict[str, str]:
-    return {f"{kind.crd_name}.yaml": render(kind) for kind in ALL_KINDS}
+    files = {f"{kind.crd_name}.yaml": render(kind) for kind in ALL_KINDS}
+    files["kustomization.yaml"] = kustomization()
+    return files
 
 
 def main(argv: list[str] | None = None) -> int:

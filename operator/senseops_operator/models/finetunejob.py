@@ -21,7 +21,7 @@ class TimeWindow(ApiModel):
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": rules(
-            cel("!has(self.start) || !has(self.end) || timestamp(self.end) > timestamp(self.start)",
+            cel("!has(self.start) || !has(self.end) || self.end > self.start",
                 "window.end must be after window.start")
         )
     }

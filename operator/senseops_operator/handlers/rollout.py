@@ -1,0 +1,31 @@
+"""Rollout handlers (skeleton): accept and resolve the stable and candidate models."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from senseops_operator import constants as c
+from senseops_operator.decide import rollout as decide
+from senseops_operator.handlers.record import measured, record
+from senseops_operator.observe import model_phases
+
+PLURAL = "rollouts"
+
+
+@kopf.on.resume(c.GROUP, c.VERSION, PLURAL)
+@kopf.on.create(c.GROUP, c.VERSION, PLURAL)
+@kopf.on.update(c.GROUP, c.VERSION, PLURAL, field="spec")
+@kopf.timer(c.GROUP, c.VERSION, PLURAL, interval=decide.RECHECK_SECONDS, initial_delay=decide.RECHECK_SECONDS)
+async def reconcile(
+    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, namespace: str, body: kopf.Body,
+    patch: kopf.Patch, memo: kopf.Memo, **_: Any,
+) -> None:
+    with measured("Rollout"):
+        names = [spec["stableModel"]["name"], spec["candidateModel"]["name"]]
+        phases = await asyncio.to_thread(model_phases, memo.custom_api, namespace, names)
+        observation = decide.RolloutObservation(generation=int(meta.get("generation") or 0), model_phases=phases)
+        record(decide.decide(dict(spec), dict(status), observation, datetime.now(UTC)), body, patch)
