@@ -1,0 +1,155 @@
+"""Trainer configuration: one dataclass tree, named defaults, loaded from YAML/JSON and CLI overrides.
+
+The FineTuneJob spec maps onto these fields (the operator renders a config file into the Job). Defaults
+follow seed §6: learning rate 1e-5–3e-5, 1–3 epochs, freeze the encoder's front only when asked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from senseops_trainer.filters import FilterConfig
+
+DEFAULT_LR = 2e-5
+LR_RANGE = (1e-5, 3e-5)  # the seed's range for fine-tuning the real SenseVoice-Small
+DEFAULT_EPOCHS = 2
+MAX_EPOCHS_RECOMMENDED = 3
+DEFAULT_VAL_FRACTION = 0.1
+DEFAULT_BATCH_TOKENS = 6000  # FunASR token batching: fbank frames per batch
+DEFAULT_MIN_CER_IMPROVEMENT = 0.0  # absolute: new CER must be at least this much below the base
+
+
+@dataclass(frozen=True)
+class DatasetSelection:
+    """Which recordings to train on (seed §6: anchor ids, a time window, a minimum amount)."""
+
+    anchor_ids: tuple[str, ...] = ()
+    since: str | None = None  # ISO-8601; sessions starting at or after
+    until: str | None = None  # ISO-8601; sessions starting before
+    min_hours: float = 0.0  # after filtering; fewer hours fail the run (not enough data to be worth it)
+    golden_key: str | None = None  # JSON lines of human-verified segments, held out of training
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    stability_decode: bool = False  # decode every segment again with the base model (the stability rule)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """FunASR fine-tuning hyperparameters."""
+
+    lr: float = DEFAULT_LR
+    max_epoch: int = DEFAULT_EPOCHS
+    batch_tokens: int = DEFAULT_BATCH_TOKENS
+    warmup_steps: int = 100
+    freeze_front_blocks: int = 0  # 0 = train everything; n = freeze the first n encoder blocks
+    avg_nbest: int = 2  # checkpoints averaged (best by validation loss)
+    save_every_steps: int = 0  # 0 = once per epoch; >0 also checkpoints mid-epoch (for resume)
+    device: str = "cpu"  # cpu | cuda
+    gpus: int = 0  # >1 launches torchrun with one process per GPU
+    seed: int = 0
+    num_threads: int = 0  # torch CPU threads in the training process (0 = torch's default)
+    extra_overrides: tuple[str, ...] = ()  # raw "++key=value" lines passed to funasr.bin.train
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """When is a fine-tuned model good enough to package and release?"""
+
+    min_cer_improvement: float = DEFAULT_MIN_CER_IMPROVEMENT
+    gate_set: str = "golden"  # "golden" when present, else falls back to "val"
+    max_rtf: float | None = None  # fail when the new model decodes slower than this real-time factor
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where the result goes: ``models/{name}/{version}/`` and ``reports/{job}/`` in ``models_uri``."""
+
+    name: str = "sensevoice-small"
+    version: str = "v1"
+    models_uri: str | None = None  # defaults to the recordings store
+    export_onnx: bool = True
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """Everything one run needs."""
+
+    store_uri: str = ""
+    base_model: str = ""  # local model directory, or a store URI of a packaged model directory
+    job_name: str = "finetune"
+    dataset: DatasetSelection = field(default_factory=DatasetSelection)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    train: TrainParams = field(default_factory=TrainParams)
+    gate: GateConfig = field(default_factory=GateConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @property
+    def models_uri(self) -> str:
+        """The store packaged models and reports go to."""
+        return self.output.models_uri or self.store_uri
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(where + k for k in unknown)}; known: {sorted(names)}")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        default = getattr(cls(), key) if key in names else None
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            kwargs[key] = _build(type(default), value, f"{where}{key}.")
+        elif isinstance(default, tuple) and isinstance(value, list):
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainerConfig:
+    """Build a config from nested dicts; unknown keys are an error naming the key."""
+    cfg: TrainerConfig = _build(TrainerConfig, data, "")
+    validate(cfg)
+    return cfg
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainerConfig:
+    """Read YAML/JSON (``path`` may be None) and apply dotted overrides (``{"train.lr": 1e-4}``)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path} must hold a mapping of settings")
+        data = loaded
+    for dotted, value in (overrides or {}).items():
+        target = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    return config_from_dict(data)
+
+
+def validate(cfg: TrainerConfig) -> None:
+    """Reject settings that can never work, with a sentence saying what to change."""
+    if not 0.0 <= cfg.dataset.val_fraction < 1.0:
+        raise ValueError("dataset.val_fraction must be in [0, 1)")
+    if cfg.train.lr <= 0:
+        raise ValueError("train.lr must be positive")
+    if cfg.train.max_epoch < 1:
+        raise ValueError("train.max_epoch must be at least 1")
+    if cfg.train.device not in ("cpu", "cuda"):
+        raise ValueError(f"train.device must be cpu or cuda, not {cfg.train.device!r}")
+    if cfg.train.gpus > 1 and cfg.train.device != "cuda":
+        raise ValueError("train.gpus > 1 needs train.device: cuda")
+    if cfg.gate.gate_set not in ("golden", "val"):
+        raise ValueError("gate.gate_set must be golden or val")

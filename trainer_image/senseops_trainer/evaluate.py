@@ -1,0 +1,179 @@
+"""The evaluate stage: CER/WER of the base and the fine-tuned model on validation and golden sets, RTF,
+a JSON report, a PNG chart, and the release gate.
+
+Both models are loaded through the runtime's engine (the same code that serves traffic), so the numbers
+describe what production would do. Scoring uses :func:`senseops_common.text.error_rate`, i.e. the same
+normalisation the training targets went through.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+from senseops_common.text import error_rate
+
+from senseops_trainer.config import GateConfig
+from senseops_trainer.context import RunContext, StageFailed, StageOutcome
+from senseops_trainer.data_stages import GOLDEN_LIST, VAL_LIST
+from senseops_trainer.train import LOSS_CURVE
+
+REPORT = "evaluate/report.json"
+CHART = "evaluate/chart.png"
+EXAMPLES_IN_REPORT = 10
+
+
+def _load_engine(model_dir: Path, device: str) -> Any:
+    from senseops_runtime.engine import load_engine
+
+    return load_engine(model_dir, "torch", device)
+
+
+def _read_audio(path: str) -> np.ndarray:
+    samples, rate = soundfile.read(path, dtype="float32", always_2d=False)
+    if rate != 16_000:
+        raise StageFailed("evaluate", f"{path} is {rate} Hz; recordings must be 16 kHz")
+    return np.asarray(samples if samples.ndim == 1 else samples.mean(axis=1), dtype=np.float32)
+
+
+def file_decoder(model_dir: Path, device: str) -> Callable[[Path], str]:
+    """``decode(path) -> text`` with one model (the filter's stability check uses the base model)."""
+    from senseops_runtime.engine.base import DecodeOptions
+
+    engine = _load_engine(model_dir, device)
+    return lambda path: str(engine.transcribe(_read_audio(str(path)), DecodeOptions(itn=False)).text)
+
+
+def decode_set(engine: Any, rows: list[dict[str, Any]]) -> tuple[list[str], float, float]:
+    """Hypotheses for every row, total decode seconds, total audio seconds."""
+    from senseops_runtime.engine.base import DecodeOptions
+
+    hyps: list[str] = []
+    decode_s = audio_s = 0.0
+    options = DecodeOptions(language="auto", itn=False)
+    for row in rows:
+        audio = _read_audio(row["source"])
+        started = time.perf_counter()
+        hyps.append(engine.transcribe(audio, options).text)
+        decode_s += time.perf_counter() - started
+        audio_s += len(audio) / 16_000
+    return hyps, decode_s, audio_s
+
+
+def gate_verdict(report: dict[str, Any], gate: GateConfig) -> tuple[bool, str]:
+    """Pure: does the new model pass the release gate? Returns (passed, a sentence saying why)."""
+    sets = report["sets"]
+    name = gate.gate_set if sets.get(gate.gate_set, {}).get("utterances") else "val"
+    chosen = sets.get(name)
+    if not chosen or not chosen.get("utterances"):
+        return False, "no evaluation utterances: the gate cannot pass without data"
+    base, new = chosen["base"]["rate"], chosen["new"]["rate"]
+    improvement = base - new
+    if improvement < gate.min_cer_improvement or (gate.min_cer_improvement == 0.0 and new >= base):
+        return False, (
+            f"new error rate {new:.4f} on the {name} set is not better than the base {base:.4f} by "
+            f"{gate.min_cer_improvement:.4f} (improvement {improvement:+.4f}); the model is not released"
+        )
+    rtf = report.get("rtf", {}).get("new")
+    if gate.max_rtf is not None and rtf is not None and rtf > gate.max_rtf:
+        return False, f"new model's real-time factor {rtf:.3f} exceeds gate.max_rtf {gate.max_rtf}"
+    return True, f"{name} error rate {base:.4f} → {new:.4f} (improvement {improvement:+.4f})"
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _rate_json(refs: list[str], hyps: list[str]) -> dict[str, Any]:
+    er = error_rate(refs, hyps)
+    return {"rate": round(er.rate, 6), "errors": er.errors, "reference_units": er.reference_units,
+            "substitutions": er.substitutions, "deletions": er.deletions, "insertions": er.insertions}
+
+
+def draw_chart(report: dict[str, Any], curve_path: Path, out: Path) -> None:
+    """Loss curve (train per step, validation per epoch) and error rates base vs new per set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [json.loads(line) for line in curve_path.read_text().splitlines() if line.strip()] if curve_path.exists() else []
+    train_pts = [(p["total_step"], p["loss"]) for p in points if p.get("kind") == "train"]
+    fig, (ax_loss, ax_cer) = plt.subplots(1, 2, figsize=(11, 4))
+    if train_pts:
+        ax_loss.plot([s for s, _ in train_pts], [v for _, v in train_pts], label="train loss")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title("training loss")
+    ax_loss.legend(loc="upper right")
+    names = [n for n, s in report["sets"].items() if s.get("utterances")]
+    xs = np.arange(len(names))
+    ax_cer.bar(xs - 0.2, [report["sets"][n]["base"]["rate"] for n in names], 0.4, label="base")
+    ax_cer.bar(xs + 0.2, [report["sets"][n]["new"]["rate"] for n in names], 0.4, label="fine-tuned")
+    ax_cer.set_xticks(xs, names)
+    ax_cer.set_ylabel("CER / WER")
+    ax_cer.set_title("error rate: base vs fine-tuned")
+    ax_cer.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+
+
+def evaluate(ctx: RunContext, base_model: Path, new_model: Path) -> dict[str, Any]:
+    """Score base and fine-tuned models; write report + chart; fail the stage when the gate fails."""
+    inputs = {"train": ctx.manifest.outputs_digest("train"), "split": ctx.manifest.outputs_digest("split"),
+              "base": str(base_model), "gate": ctx.cfg.to_json()["gate"]}
+
+    def body() -> StageOutcome:
+        sets = {"val": _read_rows(ctx.workdir / VAL_LIST), "golden": _read_rows(ctx.workdir / GOLDEN_LIST)}
+        report: dict[str, Any] = {"sets": {}, "rtf": {}, "examples": []}
+        timing = {"base": [0.0, 0.0], "new": [0.0, 0.0]}
+        hyps_by: dict[tuple[str, str], list[str]] = {}
+        for label, model_dir in (("base", base_model), ("new", new_model)):
+            engine = _load_engine(model_dir, ctx.cfg.train.device)
+            for set_name, rows in sets.items():
+                hyps, decode_s, audio_s = decode_set(engine, rows)
+                hyps_by[(label, set_name)] = hyps
+                timing[label][0] += decode_s
+                timing[label][1] += audio_s
+            del engine
+        for set_name, rows in sets.items():
+            refs = [r["target"] for r in rows]
+            entry: dict[str, Any] = {"utterances": len(rows)}
+            if rows:
+                entry["base"] = _rate_json(refs, hyps_by[("base", set_name)])
+                entry["new"] = _rate_json(refs, hyps_by[("new", set_name)])
+                entry["improvement"] = round(entry["base"]["rate"] - entry["new"]["rate"], 6)
+            report["sets"][set_name] = entry
+        for set_name in ("golden", "val"):
+            for i, row in enumerate(sets[set_name][:EXAMPLES_IN_REPORT]):
+                report["examples"].append({"set": set_name, "key": row["key"], "reference": row["target"],
+                                           "base": hyps_by[("base", set_name)][i], "new": hyps_by[("new", set_name)][i]})
+        report["rtf"] = {k: round(d / a, 4) if a else None for k, (d, a) in timing.items()}
+        passed, reason = gate_verdict(report, ctx.cfg.gate)
+        report["gate"] = {"passed": passed, "reason": reason, **ctx.cfg.to_json()["gate"]}
+        ctx.path(REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+        draw_chart(report, ctx.workdir / LOSS_CURVE, ctx.path(CHART))
+        if not passed:
+            raise StageFailed("evaluate", f"gate failed: {reason}")
+        summary = {f"{n}_{m}": s[m]["rate"] for n, s in report["sets"].items() if s.get("utterances") for m in ("base", "new")}
+        return StageOutcome([REPORT, CHART], {**summary, "rtf_new": report["rtf"]["new"], "gate": reason})
+
+    return ctx.run_stage("evaluate", inputs, body)
+
+
+def report_files(ctx: RunContext) -> dict[str, Path]:
+    """Report files the package stage uploads to ``reports/{job}/``."""
+    files = {"report.json": ctx.workdir / REPORT, "chart.png": ctx.workdir / CHART}
+    for name in ("filter/report.json", "split/summary.json", "train/loss.jsonl"):
+        if (ctx.workdir / name).exists():
+            files[name.replace("/", "-")] = ctx.workdir / name
+    return files

@@ -1,0 +1,89 @@
+"""Stage order and the ``run`` command: chains every stage, stops at the first failure or failed gate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from senseops_trainer import data_stages
+from senseops_trainer.context import RunContext, StageFailed
+from senseops_trainer.package import PACKAGE_DIR, fetch_model_dir, is_store_uri
+
+STAGES: tuple[str, ...] = ("collect", "filter", "normalize", "split", "train", "evaluate", "export", "package")
+BASE_MODEL_DIR = "base_model"
+
+
+def base_model_dir(ctx: RunContext) -> Path:
+    """The base model as a local directory (downloaded and verified once when it is a store URI)."""
+    base = ctx.cfg.base_model
+    if not base:
+        raise StageFailed("config", "base_model is empty; give a model directory or a models/… URI")
+    if is_store_uri(base):
+        return fetch_model_dir(base, ctx.workdir / BASE_MODEL_DIR)
+    path = Path(base)
+    if not (path / "config.yaml").is_file() or not (path / "model.pt").is_file():
+        raise StageFailed("config", f"base_model {base} is not a model directory (needs config.yaml and model.pt)")
+    return path.resolve()
+
+
+def _require(ctx: RunContext, *stages: str) -> None:
+    for stage in stages:
+        if stage not in ctx.manifest.stages:
+            raise StageFailed(stage, f"stage {stage} has not finished in {ctx.workdir}; run it (or `run`) first")
+
+
+def _stage_functions(ctx: RunContext) -> dict[str, Callable[[], dict[str, Any]]]:
+    from senseops_trainer import evaluate, export, package, train
+
+    def do_filter() -> dict[str, Any]:
+        _require(ctx, "collect")
+        redecode = None
+        if ctx.cfg.filters.stability_check:
+            redecode = evaluate.file_decoder(base_model_dir(ctx), ctx.cfg.train.device)
+        return data_stages.filter_stage(ctx, redecode)
+
+    def do_train() -> dict[str, Any]:
+        _require(ctx, "split")
+        return train.train(ctx, base_model_dir(ctx))
+
+    def do_evaluate() -> dict[str, Any]:
+        _require(ctx, "train")
+        return evaluate.evaluate(ctx, base_model_dir(ctx), ctx.workdir / train.MODEL_DIR)
+
+    def do_export() -> dict[str, Any]:
+        _require(ctx, "evaluate")
+        return export.export(ctx, ctx.workdir / train.MODEL_DIR, ctx.workdir / PACKAGE_DIR)
+
+    def do_package() -> dict[str, Any]:
+        _require(ctx, "export")
+        return package.package(ctx, ctx.workdir / PACKAGE_DIR, evaluate.report_files(ctx))
+
+    return {
+        "collect": lambda: data_stages.collect(ctx),
+        "filter": do_filter,
+        "normalize": lambda: (_require(ctx, "filter"), data_stages.normalize(ctx))[1],
+        "split": lambda: (_require(ctx, "normalize"), data_stages.split(ctx))[1],
+        "train": do_train,
+        "evaluate": do_evaluate,
+        "export": do_export,
+        "package": do_package,
+    }
+
+
+def run_stage(ctx: RunContext, name: str) -> dict[str, Any]:
+    """Run one stage by name (its upstream stages must have finished)."""
+    functions = _stage_functions(ctx)
+    if name not in functions:
+        raise StageFailed(name, f"unknown stage; choose one of {', '.join(STAGES)}")
+    return functions[name]()
+
+
+def run_all(ctx: RunContext, until: str | None = None) -> dict[str, dict[str, Any]]:
+    """Run every stage in order (finished ones are skipped by the manifest); stop after ``until``."""
+    results: dict[str, dict[str, Any]] = {}
+    for name in STAGES:
+        results[name] = run_stage(ctx, name)
+        if name == until:
+            break
+    return results

@@ -1,0 +1,104 @@
+"""Progress reporting: one JSON object per line on stdout, and optionally the FineTuneJob's status.
+
+The operator (and ``kubectl logs``) read the JSON lines; inside a cluster, when ``FINETUNEJOB_NAME`` and
+``FINETUNEJOB_NAMESPACE`` are set and in-cluster credentials exist, the same progress is also patched into
+``status.progress`` of ``finetunejobs.senseops.dev/v1alpha1`` (rate-limited, best effort: a failed patch
+is logged and training goes on).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TextIO
+
+log = logging.getLogger("senseops.trainer")
+
+GROUP, VERSION, PLURAL = "senseops.dev", "v1alpha1", "finetunejobs"
+STATUS_PATCH_MIN_INTERVAL_S = 10.0
+_SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def estimate_eta_s(done: float, total: float, elapsed_s: float) -> float | None:
+    """Seconds left at the average rate so far; ``None`` before there is a rate or a known total."""
+    if done <= 0 or total <= 0 or elapsed_s <= 0:
+        return None
+    return max(0.0, (total - done) * elapsed_s / done)
+
+
+class StatusSink(Protocol):
+    """Where progress goes besides the log (the FineTuneJob status in a cluster)."""
+
+    def publish(self, progress: dict[str, Any], force: bool = False) -> None:
+        """Record the latest progress (implementations may rate-limit unless ``force``)."""
+        ...
+
+
+class NullStatusSink:
+    """Used outside a cluster: progress goes to the JSON log only."""
+
+    def publish(self, progress: dict[str, Any], force: bool = False) -> None:
+        """Do nothing."""
+
+
+class FineTuneJobStatusSink:
+    """Patches ``status.progress`` of one FineTuneJob through the Kubernetes API (merge patch)."""
+
+    def __init__(self, name: str, namespace: str, api: Any, clock: Callable[[], float] = time.monotonic) -> None:
+        self.name, self.namespace, self.api, self.clock = name, namespace, api, clock
+        self._last = float("-inf")
+
+    def publish(self, progress: dict[str, Any], force: bool = False) -> None:
+        """Patch the status unless the last patch is younger than the minimum interval."""
+        now = self.clock()
+        if not force and now - self._last < STATUS_PATCH_MIN_INTERVAL_S:
+            return
+        self._last = now
+        body = {"status": {"progress": {k: v for k, v in progress.items() if v is not None}}}
+        try:
+            self.api.patch_namespaced_custom_object_status(
+                GROUP, VERSION, self.namespace, PLURAL, self.name, body
+            )
+        except Exception as exc:  # noqa: BLE001 - progress is advisory; never fail training over it
+            log.warning("could not patch FineTuneJob %s/%s status: %s", self.namespace, self.name, exc)
+
+
+def status_sink_from_env(env: dict[str, str] | None = None) -> StatusSink:
+    """A FineTuneJob sink when the job's name/namespace are in the environment inside a cluster."""
+    env = dict(os.environ) if env is None else env
+    name, namespace = env.get("FINETUNEJOB_NAME"), env.get("FINETUNEJOB_NAMESPACE")
+    if not name or not namespace or not env.get("KUBERNETES_SERVICE_HOST"):
+        return NullStatusSink()
+    if not os.path.exists(_SERVICE_ACCOUNT_TOKEN):
+        return NullStatusSink()
+    try:
+        from kubernetes import client, config
+
+        config.load_incluster_config()
+        return FineTuneJobStatusSink(name, namespace, client.CustomObjectsApi())
+    except Exception as exc:  # noqa: BLE001 - without credentials we still train, just without status
+        log.warning("FineTuneJob status updates disabled: %s", exc)
+        return NullStatusSink()
+
+
+class ProgressLog:
+    """Writes progress events as JSON lines and forwards them to a :class:`StatusSink`."""
+
+    def __init__(self, out: TextIO | None = None, sink: StatusSink | None = None) -> None:
+        self.out = out or sys.stdout
+        self.sink = sink or NullStatusSink()
+
+    def emit(self, stage: str, event: str, force_status: bool = False, **fields: Any) -> dict[str, Any]:
+        """Write one line ``{"ts", "stage", "event", **fields}`` and publish it as the current progress."""
+        line = {"ts": round(time.time(), 3), "stage": stage, "event": event, **fields}
+        self.out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+        self.out.flush()
+        self.sink.publish(
+            {"stage": stage, **{k: fields.get(k) for k in ("epoch", "step", "loss", "eta_s", "message")}},
+            force=force_status or event in ("start", "done", "failed", "skipped"),
+        )
+        return line
