@@ -1,0 +1,132 @@
+"""Pure parts of the train/evaluate stages and progress reporting."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from senseops_trainer.config import GateConfig, TrainParams
+from senseops_trainer.evaluate import gate_verdict
+from senseops_trainer.progress import FineTuneJobStatusSink, ProgressLog, estimate_eta_s, status_sink_from_env
+from senseops_trainer.train import build_train_command, freeze_param, parse_log_line
+
+TRAIN_LINE = (
+    "[2026-03-01 10:00:00,000][root][INFO] - train, rank: 0, epoch: 1/3, data_slice: 0/1, "
+    "step_in_slice: 4/10, step_in_epoch: 4, total step: 14, (loss_avg_rank: 12.345), "
+    "(loss_avg_slice: 13.000), (ppl_avg_slice: 4.4e+05), (acc_avg_slice: 0.000), (lr: 2.000e-05), "
+    "[('loss', 12.345)], {'data_load': '0.001'}, GPU, memory: usage: 0.000 GB"
+)
+VAL_LINE = (
+    "[2026-03-01 10:00:01,000][root][INFO] - val, rank: 0, epoch: 2/3, data_slice: 0/1, step_in_slice: 1/1, "
+    "step_in_epoch: 1, total step: 1, (loss_avg_rank: 9.500), (loss_avg_slice: 9.500)"
+)
+
+LOG_CASES = [
+    ("train step", TRAIN_LINE, {"kind": "train", "epoch": 1, "max_epoch": 3, "step": 4, "steps_per_epoch": 10,
+                                "total_step": 14, "loss": 12.345}),
+    ("validation", VAL_LINE, {"kind": "val", "epoch": 2, "loss": 9.5}),
+    ("resume notice", "Checkpoint loaded successfully from '/w/train/funasr/model.pt'", {"kind": "resumed"}),
+    ("other noise", "Build model, frontend, tokenizer", None),
+]
+
+
+@pytest.mark.parametrize(("name", "line", "expected"), LOG_CASES, ids=[c[0] for c in LOG_CASES])
+def test_parse_log_line(name, line, expected) -> None:
+    assert parse_log_line(line) == expected
+
+
+@pytest.mark.parametrize(
+    ("blocks", "expected"),
+    [(0, None), (1, "encoder.encoders0"), (3, "encoder.encoders0,encoder.encoders.0,encoder.encoders.1")],
+)
+def test_freeze_param(blocks, expected) -> None:
+    assert freeze_param(blocks) == expected
+
+
+def test_cpu_command_has_the_design_flags() -> None:
+    cmd = build_train_command(TrainParams(), Path("/m"), Path("/t.jsonl"), Path("/v.jsonl"), Path("/o"), "py")
+    assert cmd[:3] == ["py", "-m", "funasr.bin.train"]
+    for flag in ("++device=cpu", "++dataset_conf.batch_type=token", "++train_conf.avg_keep_nbest_models_type=loss",
+                 "++train_conf.resume=true", "++model=/m", "++optim_conf.lr=2e-05", "++output_dir=/o"):
+        assert flag in cmd
+    assert not any(a.startswith("++freeze_param") for a in cmd)
+
+
+def test_multi_gpu_uses_torchrun_and_freezing_is_passed() -> None:
+    params = TrainParams(device="cuda", gpus=4, freeze_front_blocks=1, save_every_steps=50)
+    cmd = build_train_command(params, Path("/m"), Path("/t"), Path("/v"), Path("/o"), "py")
+    assert cmd[:5] == ["py", "-m", "torch.distributed.run", "--nproc_per_node=4", "-m"]
+    assert "++freeze_param=encoder.encoders0" in cmd
+    assert "++train_conf.save_checkpoint_interval=50" in cmd and "++train_conf.validate_interval=50" in cmd
+
+
+def report(base: float, new: float, rtf: float = 0.1, golden: int = 5) -> dict:
+    return {"sets": {"golden": {"utterances": golden, "base": {"rate": base}, "new": {"rate": new}},
+                     "val": {"utterances": 3, "base": {"rate": 0.9}, "new": {"rate": 0.1}}},
+            "rtf": {"new": rtf}}
+
+
+GATE_CASES = [
+    ("better passes", report(0.9, 0.5), GateConfig(), True),
+    ("equal fails with zero margin", report(0.5, 0.5), GateConfig(), False),
+    ("worse fails", report(0.5, 0.6), GateConfig(), False),
+    ("margin not met", report(0.5, 0.45), GateConfig(min_cer_improvement=0.1), False),
+    ("margin met", report(0.5, 0.35), GateConfig(min_cer_improvement=0.1), True),
+    ("rtf too slow", report(0.9, 0.5, rtf=2.0), GateConfig(max_rtf=1.0), False),
+    ("falls back to val without golden", report(0.5, 0.6, golden=0), GateConfig(), True),
+]
+
+
+@pytest.mark.parametrize(("name", "rep", "gate", "passed"), GATE_CASES, ids=[c[0] for c in GATE_CASES])
+def test_gate_verdict(name, rep, gate, passed) -> None:
+    ok, reason = gate_verdict(rep, gate)
+    assert ok is passed
+    assert reason
+
+
+def test_gate_message_says_what_failed() -> None:
+    ok, reason = gate_verdict(report(0.5, 0.6), GateConfig())
+    assert not ok and "not better than the base" in reason and "0.6000" in reason
+
+
+@pytest.mark.parametrize(
+    ("done", "total", "elapsed", "eta"), [(0, 10, 5.0, None), (5, 10, 10.0, 10.0), (10, 10, 7.0, 0.0), (3, 0, 1, None)]
+)
+def test_estimate_eta(done, total, elapsed, eta) -> None:
+    assert estimate_eta_s(done, total, elapsed) == eta
+
+
+class RecordingCustomObjectsApi:
+    """Stand-in for kubernetes.client.CustomObjectsApi (records the calls; the real patch is tested on
+    the cluster by the operator's tests)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def patch_namespaced_custom_object_status(self, *args) -> None:
+        self.calls.append(args)
+
+
+def test_progress_lines_are_json_and_status_is_rate_limited() -> None:
+    out, api = io.StringIO(), RecordingCustomObjectsApi()
+    now = [100.0]
+    sink = FineTuneJobStatusSink("job1", "ns1", api, clock=lambda: now[0])
+    progress = ProgressLog(out=out, sink=sink)
+    progress.emit("train", "start")
+    progress.emit("train", "step", epoch=1, step=1, loss=3.2, eta_s=40.0)  # within 10 s: not patched
+    now[0] += 11
+    progress.emit("train", "step", epoch=1, step=2, loss=3.0, eta_s=30.0)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(l["stage"], l["event"]) for l in lines] == [("train", "start"), ("train", "step"), ("train", "step")]
+    assert lines[2]["loss"] == 3.0 and lines[2]["eta_s"] == 30.0
+    assert len(api.calls) == 2
+    group, version, namespace, plural, name, body = api.calls[-1]
+    assert (group, version, namespace, plural, name) == ("senseops.dev", "v1alpha1", "ns1", "finetunejobs", "job1")
+    assert body == {"status": {"progress": {"stage": "train", "epoch": 1, "step": 2, "loss": 3.0, "eta_s": 30.0}}}
+
+
+def test_no_status_sink_outside_a_cluster() -> None:
+    assert type(status_sink_from_env({"FINETUNEJOB_NAME": "j", "FINETUNEJOB_NAMESPACE": "n"})).__name__ == "NullStatusSink"
+    assert type(status_sink_from_env({})).__name__ == "NullStatusSink"
