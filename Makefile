@@ -44,10 +44,10 @@ test-fast: venv ## only the tests that need no cluster and no model
 	$(PYTEST) -m "not cluster and not slow" $(PYTEST_ARGS)
 
 demo: deps ## the main job: control plane + CRDs + operator + samples, then runtime and trainer demos
-	scripts/demo.sh
+	$(PY) scripts/demo.py
 
 demo-down: ## stop what `make demo` left running
-	scripts/demo.sh down
+	$(PY) scripts/demo.py down
 
 clean: ## remove local state (.cluster, .demo); caches in ~/.cache/senseops are kept
 	rm -rf .cluster .demo .pytest_cache

@@ -20,7 +20,10 @@ SHA256_PATTERN: Final = r"^[a-f0-9]{64}$"
 DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # Kubernetes resource quantity (e.g. "500m", "4Gi").
 QUANTITY_PATTERN: Final = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
-IMAGE_REF_PATTERN: Final = r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._/-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+IMAGE_REF_PATTERN: Final = (
+    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._/-][a-z0-9]+)*)*"  # registry[:port]/repository
+    r"(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$"  # [:tag][@digest]
+)
 HTTP_URL_PATTERN: Final = r"^https?://[^\s]+$"
 
 # Bounds.

@@ -51,8 +51,8 @@ def merge_conditions(
     merged: dict[str, dict[str, Any]] = dict(previous)
     for cond in new:
         before = previous.get(cond["type"])
-        changed = before is None or before.get("status") != cond["status"]
-        when = timestamp(now) if changed or not before.get("lastTransitionTime") else before["lastTransitionTime"]
+        keep = before is not None and before.get("status") == cond["status"] and before.get("lastTransitionTime")
+        when = before["lastTransitionTime"] if keep and before is not None else timestamp(now)
         entry = {**cond, "lastTransitionTime": when}
         if generation is not None:
             entry["observedGeneration"] = generation

@@ -86,7 +86,7 @@ class ImageStatus(ApiModel):
 
 
 class ASRModelStatus(StatusBase):
-    phase: ASRModelPhase | None = None  # type: ignore[assignment]
+    phase: ASRModelPhase | None = None
     artifact: ArtifactStatus | None = None
     image: ImageStatus | None = None
     load_state: Literal["NotLoaded", "Loading", "Loaded", "Failed"] | None = None

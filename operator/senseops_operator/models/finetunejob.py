@@ -175,7 +175,7 @@ class JobMetrics(ApiModel):
 
 
 class FineTuneJobStatus(StatusBase):
-    phase: Stage | None = None  # type: ignore[assignment]
+    phase: Stage | None = None
     stage: Stage | None = None
     job_name: str | None = None
     progress: Progress | None = None

@@ -164,7 +164,7 @@ class PauseCondition(ApiModel):
 
 
 class RolloutStatus(StatusBase):
-    phase: RolloutPhase | None = None  # type: ignore[assignment]
+    phase: RolloutPhase | None = None
     current_step_index: int | None = Field(default=None, ge=0)
     desired_weight: int | None = Field(default=None, ge=0, le=100)
     actual_weight: int | None = Field(default=None, ge=0, le=100)
