@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from senseops_common.storage import (
     ChecksumMismatch,
     InvalidURI,
@@ -24,6 +23,7 @@ from senseops_common.storage import (
     Unsupported,
     open_store,
 )
+
 from tests.storage.backends import Backend
 
 

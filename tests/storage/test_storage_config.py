@@ -37,3 +37,11 @@ def test_repr_hides_credentials() -> None:
     config = StoreConfig(s3_secret_key="very-secret", cos_secret_key="also-secret", cos_token="tok")
     text = repr(config)
     assert "very-secret" not in text and "also-secret" not in text and "tok'" not in text
+
+
+def test_default_store_is_local_file_store_without_cloud_config(tmp_path: Path) -> None:
+    from senseops_common.storage import default_store_uri, parse_uri
+
+    assert default_store_uri({"HOME": str(tmp_path)}) == f"file://{tmp_path}/.local/share/senseops/store/"
+    assert parse_uri(default_store_uri({"HOME": str(tmp_path)})).scheme == "file"
+    assert default_store_uri({"SENSEOPS_STORE_URI": "s3://bucket/p/"}) == "s3://bucket/p/"

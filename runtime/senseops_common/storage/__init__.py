@@ -20,7 +20,13 @@ from senseops_common.storage.errors import (
     Unavailable,
     Unsupported,
 )
-from senseops_common.storage.factory import open_store, resolve
+from senseops_common.storage.factory import (
+    STORE_URI_ENV,
+    default_store_uri,
+    open_default_store,
+    open_store,
+    resolve,
+)
 from senseops_common.storage.uri import ObjectURI, parse_uri
 from senseops_common.storage.verify import (
     MANIFEST_NAME,
@@ -34,6 +40,7 @@ from senseops_common.storage.verify import (
 
 __all__ = [
     "MANIFEST_NAME",
+    "STORE_URI_ENV",
     "AccessDenied",
     "ChecksumMismatch",
     "InvalidURI",
@@ -48,9 +55,11 @@ __all__ = [
     "Unavailable",
     "Unsupported",
     "VerifyResult",
+    "default_store_uri",
     "local_directory_manifest",
     "manifest_digest",
     "manifest_text",
+    "open_default_store",
     "open_store",
     "parse_uri",
     "prefix_digest",

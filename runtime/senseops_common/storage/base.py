@@ -7,6 +7,8 @@ keys relative to the store's root URI, wraps every call in the retry policy, and
 
 from __future__ import annotations
 
+import builtins
+import functools
 import hashlib
 import logging
 import os
@@ -29,6 +31,8 @@ T = TypeVar("T")
 SHA256_META = "sha256"
 
 Source = bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes]
+# One page of a listing: (full key, size, sha256 or None) entries and the token of the next page.
+ListPage = tuple[list[tuple[str, int, str | None]], str | None]
 
 
 @dataclass(frozen=True)
@@ -259,9 +263,8 @@ class StoreBase:
         full_prefix = self.prefix + check_key(prefix, self.uri_for(prefix)) if prefix else self.prefix
         token: str | None = None
         while True:
-            page, token = self._retrying(
-                self.uri_for(prefix), lambda t=token: self._list_page(full_prefix, t, page_size)
-            )
+            fetch = functools.partial(self._list_page, full_prefix, token, page_size)
+            page, token = self._retrying(self.uri_for(prefix), fetch)
             for full_key, size, digest in page:
                 key = full_key[len(self.prefix) :]
                 yield ObjectInfo(uri=self.uri_for(key), key=key, size=size, sha256=digest)
@@ -316,9 +319,7 @@ class StoreBase:
     def _stat(self, full: str) -> tuple[int, str | None]:
         raise NotImplementedError
 
-    def _list_page(
-        self, full_prefix: str, token: str | None, page_size: int
-    ) -> tuple[list[tuple[str, int, str | None]], str | None]:
+    def _list_page(self, full_prefix: str, token: str | None, page_size: int) -> ListPage:
         raise NotImplementedError
 
     def _delete(self, full: str) -> None:
@@ -333,7 +334,7 @@ class StoreBase:
     def _mpu_part(self, full: str, upload_id: str, number: int, data: bytes) -> str:
         raise NotImplementedError
 
-    def _mpu_complete(self, full: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+    def _mpu_complete(self, full: str, upload_id: str, parts: builtins.list[tuple[int, str]]) -> None:
         raise NotImplementedError
 
     def _mpu_abort(self, full: str, upload_id: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from senseops_common.storage.base import SHA256_META, Payload, StoreBase
+from senseops_common.storage.base import SHA256_META, ListPage, Payload, StoreBase
 from senseops_common.storage.config import CHUNK_SIZE, StoreConfig
 from senseops_common.storage.errors import AccessDenied, NotFound, StorageError, Unavailable
 
@@ -84,19 +84,19 @@ class CosStore(StoreBase):
         headers = self.client.head_object(Bucket=self.bucket, Key=full)
         return int(_header(headers, "content-length") or 0), _header(headers, META_HEADER)
 
-    def _list_page(
-        self, full_prefix: str, token: str | None, page_size: int
-    ) -> tuple[list[tuple[str, int, str | None]], str | None]:
+    def _list_page(self, full_prefix: str, token: str | None, page_size: int) -> ListPage:
         reply = self.client.list_objects(
             Bucket=self.bucket, Prefix=full_prefix, Marker=token or "", MaxKeys=page_size
         )
         contents = reply.get("Contents", [])
         if isinstance(contents, dict):  # the SDK's XML-to-dict gives a dict for a single entry
             contents = [contents]
-        page = [(item["Key"], int(item["Size"]), None) for item in contents]
+        page: list[tuple[str, int, str | None]] = [(str(item["Key"]), int(item["Size"]), None) for item in contents]
         truncated = str(reply.get("IsTruncated", "false")).lower() == "true"
+        if not (truncated and page):
+            return page, None
         # Without a delimiter the marker for the next page is the last key of this one.
-        return page, (reply.get("NextMarker") or page[-1][0]) if truncated and page else None
+        return page, str(reply.get("NextMarker") or page[-1][0])
 
     def _delete(self, full: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=full)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from senseops_common.storage.base import StoreBase
@@ -37,3 +39,21 @@ def resolve(uri: str, config: StoreConfig | None = None) -> tuple[StoreBase, str
     """Split an object URI into (store for its bucket — or ``/`` for ``file://`` — and the key)."""
     parsed = parse_uri(uri)
     return _build(parsed, "", config or StoreConfig.from_env()), parsed.key
+
+
+STORE_URI_ENV = "SENSEOPS_STORE_URI"
+
+
+def default_store_uri(env: Mapping[str, str] | None = None) -> str:
+    """``$SENSEOPS_STORE_URI``, else a local directory (``file://~/.local/share/senseops/store``): with no
+    cloud account configured everything (demo included) runs on the embedded ``file://`` backend."""
+    env = os.environ if env is None else env
+    if env.get(STORE_URI_ENV):
+        return env[STORE_URI_ENV]
+    home = env.get("HOME") or str(Path.home())
+    return f"file://{home}/.local/share/senseops/store/"
+
+
+def open_default_store(config: StoreConfig | None = None) -> StoreBase:
+    """Open the store named by :func:`default_store_uri`."""
+    return open_store(default_store_uri(), config)

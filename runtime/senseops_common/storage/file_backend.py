@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from senseops_common.storage.base import Payload, StoreBase, sha256_file
+from senseops_common.storage.base import ListPage, Payload, StoreBase, sha256_file
 from senseops_common.storage.config import CHUNK_SIZE, StoreConfig
 from senseops_common.storage.errors import (
     AccessDenied,
@@ -111,7 +111,8 @@ class FileStore(StoreBase):
         atomic_write(_sidecar(path), lambda handle: handle.write(body))
 
     def _read(self, full: str) -> Iterator[bytes]:
-        handle = open(self._path(full), "rb")  # opened now so a missing file fails before iteration
+        # Opened now (not inside the generator) so a missing file fails before iteration starts.
+        handle = open(self._path(full), "rb")  # noqa: SIM115 - closed by the generator
 
         def chunks() -> Iterator[bytes]:
             with handle:
@@ -158,9 +159,7 @@ class FileStore(StoreBase):
         keys.sort(key=lambda k: k.encode())  # S3 lists in UTF-8 byte order
         return keys
 
-    def _list_page(
-        self, full_prefix: str, token: str | None, page_size: int
-    ) -> tuple[list[tuple[str, int, str | None]], str | None]:
+    def _list_page(self, full_prefix: str, token: str | None, page_size: int) -> ListPage:
         keys = [k for k in self._all_keys(full_prefix) if token is None or k.encode() > token.encode()]
         page: list[tuple[str, int, str | None]] = []
         for key in keys[:page_size]:

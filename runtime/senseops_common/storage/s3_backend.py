@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from senseops_common.storage.base import SHA256_META, Payload, StoreBase
+from senseops_common.storage.base import SHA256_META, ListPage, Payload, StoreBase
 from senseops_common.storage.config import CHUNK_SIZE, StoreConfig
 from senseops_common.storage.errors import AccessDenied, NotFound, StorageError, Unavailable
 
@@ -58,11 +58,13 @@ class S3Store(StoreBase):
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
-            ConnectionError as BotoConnectionError,
             HTTPClientError,
             NoCredentialsError,
             PartialCredentialsError,
             ReadTimeoutError,
+        )
+        from botocore.exceptions import (
+            ConnectionError as BotoConnectionError,
         )
 
         if isinstance(exc, ClientError):
@@ -104,16 +106,17 @@ class S3Store(StoreBase):
         head = self.client.head_object(Bucket=self.bucket, Key=full)
         return int(head["ContentLength"]), head.get("Metadata", {}).get(SHA256_META)
 
-    def _list_page(
-        self, full_prefix: str, token: str | None, page_size: int
-    ) -> tuple[list[tuple[str, int, str | None]], str | None]:
+    def _list_page(self, full_prefix: str, token: str | None, page_size: int) -> ListPage:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full_prefix, "MaxKeys": page_size}
         if token:
             kwargs["ContinuationToken"] = token
         reply = self.client.list_objects_v2(**kwargs)
         # Listings carry no user metadata; sha256 is looked up lazily by stat() when a caller needs it.
-        page = [(item["Key"], int(item["Size"]), None) for item in reply.get("Contents", [])]
-        return page, reply.get("NextContinuationToken") if reply.get("IsTruncated") else None
+        page: list[tuple[str, int, str | None]] = [
+            (str(item["Key"]), int(item["Size"]), None) for item in reply.get("Contents", [])
+        ]
+        next_token = reply.get("NextContinuationToken") if reply.get("IsTruncated") else None
+        return page, str(next_token) if next_token else None
 
     def _delete(self, full: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=full)

@@ -259,7 +259,7 @@ class SpoolWriter:
             retry=retry_if_exception_type(StorageError),
             wait=wait_exponential_jitter(multiplier=0.5, max=self.max_backoff_s),
             stop=stop_when_event_set(self._stop),
-            sleep=self._stop.wait,  # wakes at once on close()
+            sleep=self._interruptible_sleep,
             reraise=True,
         )
         try:
@@ -267,6 +267,9 @@ class SpoolWriter:
         except StorageError:
             return False  # stopping: the entry stays on disk for the next start
         return True
+
+    def _interruptible_sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)  # wakes at once on close()
 
     def _upload_once(self, record: dict[str, Any]) -> None:
         key = record["key"]
