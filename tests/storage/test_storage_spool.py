@@ -126,3 +126,18 @@ def test_spool_refuses_unsafe_keys(store: FileStore, tmp_path: Path) -> None:
     with pytest.raises(StorageError):
         writer.write("dir/", b"1")
     assert writer.pending_files == 0
+
+
+def test_unusable_record_is_quarantined_not_deleted(store: FileStore, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    first = SpoolWriter(store, spool, name="t-" + secrets.token_hex(4))
+    first.write("good", b"1")
+    first.write("lost-data", b"2")
+    record = next(p for p in (spool / "entries").glob("*.json") if '"lost-data"' in p.read_text())
+    (spool / "entries" / __import__("json").loads(record.read_text())["data"]).unlink()
+    (spool / "entries" / "garbage.json").write_text("{not json")
+    second = SpoolWriter(store, spool, name="t-" + secrets.token_hex(4)).start()
+    assert second.drain(10)
+    second.close()
+    assert store.get_bytes("good") == b"1"
+    assert sorted(p.name for p in (spool / "quarantine").iterdir()) == sorted([record.name, "garbage.json"])

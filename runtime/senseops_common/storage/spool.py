@@ -23,6 +23,7 @@ Layout on disk::
     <spool>/entries/<id>.json         {"key", "sha256", "size", "data", "created"} — the commit record
     <spool>/entries/<id>.<gen>.data   the bytes (a new generation per write of the same key)
     <spool>/tmp/                      partial writes; cleared at start
+    <spool>/quarantine/               records found unusable at start (kept for a human, never deleted)
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ class SpoolWriter:
         self.max_backoff_s = max_backoff_s
         self.entries_dir = Path(spool_dir) / "entries"
         self.tmp_dir = Path(spool_dir) / "tmp"
+        self.quarantine_dir = Path(spool_dir) / "quarantine"
         self.entries_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Condition()
@@ -130,8 +132,14 @@ class SpoolWriter:
         for record_path in self.entries_dir.glob("*.json"):
             try:
                 record = json.loads(record_path.read_text())
-            except (OSError, ValueError):
-                log.error("spool %s: unreadable record %s left in place for inspection", self.name, record_path)
+                if not (self.entries_dir / record["data"]).is_file():
+                    raise ValueError("its data file is missing")
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                # Cannot be uploaded; keep it out of the queue but never delete it silently.
+                self.quarantine_dir.mkdir(exist_ok=True)
+                os.replace(record_path, self.quarantine_dir / record_path.name)
+                log.error("spool %s: record %s is unusable (%s); moved to %s for inspection",
+                          self.name, record_path.name, exc, self.quarantine_dir)
                 continue
             records.append((record_path.stem, record))
             referenced.add(record["data"])
@@ -240,6 +248,13 @@ class SpoolWriter:
                 self._uploading.add(entry_id)
             try:
                 uploaded = self._upload_with_retries(record)
+            except Exception:  # a bug or a local disk fault must not kill the uploader thread
+                SPOOL_UPLOAD_ERRORS.labels(self.name).inc()
+                log.exception("spool %s: unexpected error uploading %s; will retry", self.name, record["key"])
+                self._stop.wait(self.max_backoff_s)
+                uploaded = False
+                with self._lock:
+                    self._enqueue(entry_id)
             finally:
                 with self._lock:
                     self._uploading.discard(entry_id)

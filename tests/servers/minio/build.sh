@@ -9,7 +9,9 @@ MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
 cache="${SENSEOPS_CACHE:-$HOME/.cache/senseops}"
 bin="$cache/bin"
 target="$bin/minio-$MINIO_VERSION"
-mkdir -p "$bin" .bin
+mkdir -p "$bin"
+# .bin is the repo's (ignored) link to the machine cache; create it if no other area has yet.
+[[ -e .bin ]] || ln -sfn "$bin" .bin
 if [[ ! -x "$target" ]]; then
   echo "==> building MinIO $MINIO_VERSION from its Go module (several minutes on a cold cache)"
   tmp=$(mktemp -d)
@@ -20,5 +22,5 @@ if [[ ! -x "$target" ]]; then
   mv "$tmp/minio" "$target"
 fi
 ln -sfn "$target" "$bin/minio"
-ln -sfn "$target" .bin/minio
+[[ -L .bin ]] || ln -sfn "$target" .bin/minio  # .bin is a real folder: link inside it too
 echo "minio: .bin/minio -> $target"
