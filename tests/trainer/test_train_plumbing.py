@@ -26,7 +26,7 @@ VAL_LINE = (
 LOG_CASES = [
     ("train step", TRAIN_LINE, {"kind": "train", "epoch": 1, "max_epoch": 3, "step": 4, "steps_per_epoch": 10,
                                 "total_step": 14, "loss": 12.345}),
-    ("validation", VAL_LINE, {"kind": "val", "epoch": 2, "loss": 9.5}),
+    ("validation", VAL_LINE, {"kind": "val", "epoch": 2, "total_step": 1, "loss": 9.5}),
     ("resume notice", "Checkpoint loaded successfully from '/w/train/funasr/model.pt'", {"kind": "resumed"}),
     ("other noise", "Build model, frontend, tokenizer", None),
 ]

@@ -107,8 +107,11 @@ def draw_chart(report: dict[str, Any], curve_path: Path, out: Path) -> None:
     points = [json.loads(line) for line in curve_path.read_text().splitlines() if line.strip()] if curve_path.exists() else []
     train_pts = [(p["total_step"], p["loss"]) for p in points if p.get("kind") == "train"]
     fig, (ax_loss, ax_cer) = plt.subplots(1, 2, figsize=(11, 4))
+    val_pts = [(p["total_step"], p["loss"]) for p in points if p.get("kind") == "val" and "total_step" in p]
     if train_pts:
         ax_loss.plot([s for s, _ in train_pts], [v for _, v in train_pts], label="train loss")
+    if val_pts:
+        ax_loss.plot([s for s, _ in val_pts], [v for _, v in val_pts], "o-", label="validation loss")
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("loss")
     ax_loss.set_title("training loss")

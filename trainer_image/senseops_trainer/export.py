@@ -15,10 +15,10 @@ from senseops_trainer.context import RunContext, StageFailed, StageOutcome
 
 def _export_onnx(model_dir: Path) -> list[str]:
     """Write the ONNX files into ``model_dir`` with the runtime's exporter; return their names."""
-    from senseops_runtime.engine import export_onnx  # the one exporter (runtime owns the ONNX format)
+    from senseops_runtime.engine.export import export_model_dir  # the runtime owns the ONNX format
 
     before = {p.name for p in model_dir.iterdir()}
-    export_onnx(model_dir)
+    export_model_dir(model_dir, int8=True)
     return sorted({p.name for p in model_dir.iterdir()} - before)
 
 

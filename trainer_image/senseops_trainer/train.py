@@ -32,6 +32,8 @@ LOSS_CURVE = "train/loss.jsonl"
 TRAINING_INFO = "training.json"  # written into the produced model directory
 # Files of a model directory that the fine-tune does not change (copied from the base).
 _STATIC_SUFFIXES = (".yaml", ".json", ".model", ".mvn", ".txt")
+# The base's own records describe the base, not the fine-tuned model (its lineage is in training.json).
+_NOT_COPIED = {TRAINING_INFO, "senseops_testmodel.json"}
 
 # "train, rank: 0, epoch: 0/2, data_slice: 0/1, step_in_slice: 3/10, step_in_epoch: 3, total step: 3,
 #  (loss_avg_rank: 2.345), …"
@@ -40,7 +42,10 @@ _TRAIN_LINE = re.compile(
     r"step_in_slice: (?P<step>\d+)/(?P<steps>-?\d+), step_in_epoch: \d+, total step: (?P<total>\d+), "
     r"\(loss_avg_rank: (?P<loss>[-+0-9.eEnaif]+)\)"
 )
-_VAL_LINE = re.compile(r"\bval, rank: \d+, epoch: (?P<epoch>\d+)/\d+, .*?\(loss_avg_rank: (?P<loss>[-+0-9.eEnaif]+)\)")
+_VAL_LINE = re.compile(
+    r"\bval, rank: \d+, epoch: (?P<epoch>\d+)/\d+, .*?total step: (?P<total>\d+), "
+    r"\(loss_avg_rank: (?P<loss>[-+0-9.eEnaif]+)\)"
+)
 _RESUMED = re.compile(r"Checkpoint loaded successfully from")
 
 
@@ -110,7 +115,8 @@ def parse_log_line(line: str) -> dict[str, Any] | None:
         }
     match = _VAL_LINE.search(line)
     if match:
-        return {"kind": "val", "epoch": int(match["epoch"]), "loss": float(match["loss"])}
+        return {"kind": "val", "epoch": int(match["epoch"]), "total_step": int(match["total"]),
+                "loss": float(match["loss"])}
     if _RESUMED.search(line):
         return {"kind": "resumed"}
     return None
@@ -141,12 +147,40 @@ def assemble_model_dir(base: Path, checkpoint: Path, target: Path, info: dict[st
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for item in base.iterdir():
-        if item.is_file() and item.suffix in _STATIC_SUFFIXES and item.name != TRAINING_INFO:
+        if item.is_file() and item.suffix in _STATIC_SUFFIXES and item.name not in _NOT_COPIED:
             shutil.copy2(item, staging / item.name)
     torch.save(_state_dict(checkpoint), staging / "model.pt")
     (staging / TRAINING_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
+
+
+def repair_latest_checkpoint(funasr_out: Path) -> str | None:
+    """Make ``model.pt`` (FunASR's resume point) loadable again after a crash during its write.
+
+    FunASR writes ``model.pt.ep…`` first and ``model.pt`` second, non-atomically; a kill between the two
+    leaves a truncated ``model.pt`` that would crash the resume. Returns the checkpoint restored, if any.
+    """
+    import torch
+
+    latest = funasr_out / "model.pt"
+    if not latest.exists():
+        return None
+    try:
+        torch.load(latest, map_location="cpu", weights_only=False)
+        return None
+    except Exception:  # noqa: BLE001 - any unreadable file is treated the same way
+        pass
+    candidates = sorted(funasr_out.glob("model.pt.ep*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for candidate in candidates:
+        try:
+            torch.load(candidate, map_location="cpu", weights_only=False)
+        except Exception:  # noqa: BLE001
+            continue
+        shutil.copyfile(candidate, latest)
+        return candidate.name
+    latest.unlink()  # nothing usable: start over rather than crash
+    return "none"
 
 
 def _run_funasr(ctx: RunContext, command: list[str], env: dict[str, str]) -> dict[str, Any]:
@@ -212,6 +246,9 @@ def train(ctx: RunContext, base_model: Path) -> dict[str, Any]:
             env["OMP_NUM_THREADS"] = str(params.num_threads)
         if params.device == "cpu":
             env["CUDA_VISIBLE_DEVICES"] = ""  # FunASR probes CUDA; keep a CPU run on the CPU
+        restored = repair_latest_checkpoint(out)
+        if restored:
+            ctx.progress.emit("train", "repaired", message=f"model.pt was unreadable; restored from {restored}")
         seen = _run_funasr(ctx, command, env)
         checkpoint = pick_checkpoint(out, params.avg_nbest)
         last = seen["last"] or {}
