@@ -26,12 +26,15 @@ venv: ## create/update the Python virtualenv (cached in ~/.cache/senseops, linke
 debian: ## install the Debian packages the tests and demo need (only the missing ones)
 	@scripts/ensure-debian.sh $(DEBIAN_PACKAGES)
 
-deps: venv debian bins ## everything the tests need: venv, Debian packages, Go-built binaries
+deps: venv debian bins minio ## everything the tests need: venv, Debian packages, Go-built binaries
 
 crds: venv ## regenerate crds/*.yaml from the operator's pydantic models
 	$(PY) -m senseops_operator.crdgen --out crds
 
-lint: venv ## ruff, mypy --strict on the pure core, import-linter contracts
+check-crds: venv ## fail when crds/ differs from what the models generate
+	$(PY) -m senseops_operator.crdgen --out crds --check
+
+lint: venv check-crds ## ruff, mypy --strict on the pure core, import-linter contracts, CRD drift
 	$(VENV)/bin/ruff check operator runtime trainer_image tests
 	$(VENV)/bin/mypy operator/senseops_operator/models operator/senseops_operator/decide
 	$(VENV)/bin/lint-imports
