@@ -10,6 +10,7 @@ contains shell characters is just text.
 
 from __future__ import annotations
 
+import functools
 import io
 import shutil
 import subprocess
@@ -36,6 +37,21 @@ def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
+@functools.lru_cache(maxsize=1)
+def available_voices() -> frozenset[str]:
+    """Voice names espeak-ng knows (language codes such as ``cmn``/``en-us`` and voice file names)."""
+    binary = shutil.which("espeak-ng")
+    if binary is None:
+        return frozenset()
+    listing = subprocess.run([binary, "--voices"], capture_output=True, text=True, check=False).stdout
+    names: set[str] = set()
+    for line in listing.splitlines()[1:]:  # header: Pty Language Age/Gender VoiceName File Other Langs
+        fields = line.split()
+        if len(fields) >= 5:
+            names.update({fields[1], fields[3], fields[4], fields[4].rsplit("/", 1)[-1]})
+    return frozenset(names)
+
+
 def synthesize(
     text: str,
     voice: str = ENGLISH,
@@ -55,6 +71,10 @@ def synthesize(
         raise SpeechSynthesisError(
             "espeak-ng is not installed; run `scripts/ensure-debian.sh espeak-ng` (or `make debian`)"
         )
+    # espeak-ng silently falls back to its default voice for an unknown name; refuse instead, so a
+    # typo cannot produce English audio labelled as Mandarin.
+    if voice.split("+", 1)[0] not in available_voices():
+        raise SpeechSynthesisError(f"espeak-ng has no voice {voice!r} (see `espeak-ng --voices`)")
     command = [binary, "-v", voice, "-s", str(speed_wpm), "-p", str(pitch), "--stdout", "--stdin"]
     try:
         completed = subprocess.run(

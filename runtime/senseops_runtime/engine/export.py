@@ -1,0 +1,69 @@
+"""Export a SenseVoice model directory to ONNX (fp32 and dynamic int8) for the ONNX backend.
+
+The trainer's ``export`` stage and the runtime share this function, so the runtime always loads the
+format the trainer writes. The torch weights are loaded through FunASR's AutoModel (the same path the
+torch backend uses); the exported graph is :class:`~senseops_runtime.engine.graph.SenseVoiceBestPath`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from senseops_runtime.engine.model_dir import ONNX_FP32, ONNX_INT8, ModelFiles
+
+# Files an ONNX-only model directory needs besides the .onnx graphs.
+_SUPPORT_FILES = ("config.yaml", "configuration.json", "am.mvn")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where the exported graphs are."""
+
+    model_dir: Path
+    fp32: Path
+    int8: Path | None
+
+
+def export_model_dir(
+    model_dir: Path, out_dir: Path | None = None, int8: bool = True, per_channel: bool = True
+) -> ExportResult:
+    """Write ``model.onnx`` (and ``model_int8.onnx``) for the model in ``model_dir``.
+
+    With ``out_dir`` the result is a separate, complete ONNX model directory (config, CMVN and
+    tokenizer are copied beside the graphs); otherwise the graphs are added to ``model_dir``.
+    """
+    from senseops_runtime.engine.graph import export_onnx, quantize_int8
+    from senseops_runtime.engine.torch_backend import TorchEngine
+
+    files = ModelFiles.open(Path(model_dir))
+    target = Path(out_dir) if out_dir else files.root
+    target.mkdir(parents=True, exist_ok=True)
+    if target.resolve() != files.root.resolve():
+        for name in (*_SUPPORT_FILES, files.tokenizer.name):
+            if (files.root / name).is_file():
+                shutil.copy2(files.root / name, target / name)
+    engine = TorchEngine(files.root, device="cpu")
+    fp32 = export_onnx(engine.auto_model.model, target / ONNX_FP32)
+    quantized = quantize_int8(fp32, target / ONNX_INT8, per_channel=per_channel) if int8 else None
+    return ExportResult(model_dir=target, fp32=fp32, int8=quantized)
+
+
+_EXPORT_MARKER = ".senseops-exported"
+
+
+def ensure_exported(model_dir: Path, out_dir: Path) -> Path:
+    """Export ``model_dir`` to the ONNX model directory ``out_dir`` unless a finished export is there.
+
+    Used by tests and the demo to reuse one export of the cached tiny model; serialised by a lock.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_dir.with_name(out_dir.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out_dir / _EXPORT_MARKER).is_file():
+            export_model_dir(model_dir, out_dir, int8=True)
+            (out_dir / _EXPORT_MARKER).write_text(str(Path(model_dir).resolve()) + "\n")
+    return out_dir

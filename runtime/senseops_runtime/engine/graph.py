@@ -1,0 +1,96 @@
+"""The inference graph shared by the torch backend and the ONNX export.
+
+FunASR's ``SenseVoiceSmall.inference`` prepends four query embeddings (language, event, emotion, ITN
+style) to the features, runs the encoder and takes the CTC log-softmax. This module does the same with
+the *same* FunASR modules and weights, then keeps only each frame's best token and its log-probability,
+so the ONNX graph returns a few KB instead of a (frames × 25055) matrix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+INPUT_NAMES = ["speech", "speech_lengths", "language", "textnorm"]
+OUTPUT_NAMES = ["best_log_probs", "best_ids", "frame_lengths"]
+OPSET = 17
+
+
+class SenseVoiceBestPath(torch.nn.Module):
+    """(features, lengths, language row, ITN row) → per-frame best token, its log-prob, frame counts."""
+
+    def __init__(self, sensevoice: Any) -> None:
+        super().__init__()
+        self.sensevoice = sensevoice
+
+    def forward(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        language: torch.Tensor,
+        textnorm: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        model = self.sensevoice
+        batch = speech.shape[0]
+        language_query = model.embed(language.long()).unsqueeze(1)
+        event_emotion_query = model.embed(torch.tensor([1, 2], device=speech.device)).unsqueeze(0)
+        event_emotion_query = event_emotion_query.expand(batch, -1, -1)
+        textnorm_query = model.embed(textnorm.long()).unsqueeze(1)
+        inputs = torch.cat((language_query, event_emotion_query, textnorm_query, speech), dim=1)
+        encoded, lengths = model.encoder(inputs, speech_lengths.int() + 4)
+        if isinstance(encoded, tuple):
+            encoded = encoded[0]
+        log_probs = model.ctc.log_softmax(encoded)
+        best_log_probs, best_ids = log_probs.max(dim=-1)
+        return best_log_probs, best_ids, lengths.int()
+
+
+def export_onnx(sensevoice: Any, out_path: Path) -> Path:
+    """Export the best-path graph of a loaded FunASR SenseVoiceSmall to ONNX (fp32, dynamic shapes)."""
+    graph = SenseVoiceBestPath(sensevoice).eval()
+    dummy = (
+        torch.randn(2, 30, 560),
+        torch.tensor([30, 17], dtype=torch.int32),
+        torch.tensor([0, 3], dtype=torch.int32),
+        torch.tensor([15, 14], dtype=torch.int32),
+    )
+    dynamic_axes = {
+        "speech": {0: "batch", 1: "frames"},
+        "speech_lengths": {0: "batch"},
+        "language": {0: "batch"},
+        "textnorm": {0: "batch"},
+        "best_log_probs": {0: "batch", 1: "out_frames"},
+        "best_ids": {0: "batch", 1: "out_frames"},
+        "frame_lengths": {0: "batch"},
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(
+            graph,
+            dummy,
+            str(out_path),
+            input_names=INPUT_NAMES,
+            output_names=OUTPUT_NAMES,
+            dynamic_axes=dynamic_axes,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,  # the TorchScript exporter handles FunASR's data-dependent masks without onnxscript
+        )
+    return out_path
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool = True) -> Path:
+    """Dynamic int8 quantisation of every MatMul weight (activations quantised per call)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        model_input=str(fp32_path),
+        model_output=str(int8_path),
+        op_types_to_quantize=["MatMul"],
+        per_channel=per_channel,
+        reduce_range=False,
+        weight_type=QuantType.QInt8,
+    )
+    return int8_path

@@ -1,0 +1,120 @@
+"""The engines on the tiny trained model: real FunASR loading, real espeak-ng speech, exact transcripts."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from senseops_common.testmodel import KNOWN_SENTENCES
+from senseops_runtime.engine import DecodeOptions, EngineLoadError, load_engine
+
+SENTENCE_IDS = [s.text for s in KNOWN_SENTENCES]
+
+
+@pytest.fixture(scope="module")
+def clips() -> list[np.ndarray]:
+    return [s.synthesize() for s in KNOWN_SENTENCES]
+
+
+@pytest.mark.parametrize("index", range(len(KNOWN_SENTENCES)), ids=SENTENCE_IDS)
+def test_torch_backend_transcribes_known_sentences(engines, clips, index: int) -> None:  # type: ignore[no-untyped-def]
+    sentence, clip = KNOWN_SENTENCES[index], clips[index]
+    plain = engines["torch"].transcribe(clip, DecodeOptions(itn=False))
+    with_itn = engines["torch"].transcribe(clip, DecodeOptions(itn=True))
+    assert (plain.text, plain.lang, plain.emotion, plain.event) == (sentence.text, sentence.lang, "NEUTRAL", "Speech")
+    assert with_itn.text == sentence.text_itn
+    assert plain.raw.startswith(f"<|{sentence.lang}|><|NEUTRAL|><|Speech|><|woitn|>")
+    assert 0.5 < plain.confidence <= 1.0
+
+
+def test_torch_backend_matches_funasr_generate(engines, clips) -> None:  # type: ignore[no-untyped-def]
+    torch_engine = engines["torch"]
+    for clip in clips:
+        for itn in (False, True):
+            options = DecodeOptions(itn=itn)
+            assert torch_engine.transcribe(clip, options).raw == torch_engine.funasr_generate(clip, options)
+
+
+@pytest.mark.parametrize("backend", ["onnx-fp32", "onnx-int8"])
+def test_onnx_text_equals_torch_text(engines, clips, backend: str) -> None:  # type: ignore[no-untyped-def]
+    for clip in clips:
+        for itn in (False, True):
+            options = DecodeOptions(itn=itn)
+            expected = engines["torch"].transcribe(clip, options)
+            got = engines[backend].transcribe(clip, options)
+            assert (got.text, got.lang, got.emotion, got.event) == (
+                expected.text, expected.lang, expected.emotion, expected.event
+            )
+            assert got.confidence == pytest.approx(expected.confidence, abs=0.05)
+
+
+def test_numpy_frontend_matches_funasr_frontend(engines, clips) -> None:  # type: ignore[no-untyped-def]
+    for clip in (clips[0], clips[3][:1000], clips[4]):
+        torch_features = engines["torch"].features(clip)
+        onnx_features = engines["onnx-fp32"].features(clip)
+        assert torch_features.shape == onnx_features.shape
+        np.testing.assert_allclose(onnx_features, torch_features, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx-fp32", "onnx-int8"])
+def test_batch_equals_one_by_one(engines, clips, backend: str) -> None:  # type: ignore[no-untyped-def]
+    options = [DecodeOptions(itn=i % 2 == 0) for i in range(len(clips))]
+    batched = engines[backend].transcribe_batch(clips, options)
+    single = [engines[backend].transcribe(c, o) for c, o in zip(clips, options, strict=True)]
+    assert [t.text for t in batched] == [t.text for t in single]
+
+
+def test_confidence_is_lower_for_noise_than_for_speech(engines, clips) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(7)
+    noise = (0.2 * rng.standard_normal(32_000)).astype(np.float32)
+    for engine in engines.values():
+        speech_confidences = [engine.transcribe(c, DecodeOptions()).confidence for c in clips]
+        noise_result = engine.transcribe(noise, DecodeOptions())
+        assert 0.0 < noise_result.confidence <= 1.0
+        assert noise_result.confidence < min(speech_confidences)
+
+
+def test_forced_language_is_used(engines, clips) -> None:  # type: ignore[no-untyped-def]
+    # The query embedding of a forced language is what FunASR feeds; the tiny model learned zh/en only.
+    result = engines["torch"].transcribe(clips[3], DecodeOptions(language="en", itn=False))
+    assert result.lang == "en" and result.text == KNOWN_SENTENCES[3].text
+
+
+@pytest.mark.parametrize(
+    ("audio", "message"),
+    [
+        (np.zeros(0, dtype=np.float32), "empty"),
+        (np.zeros((2, 100), dtype=np.float32), "mono"),
+        (np.zeros(100, dtype=np.int16), "float"),
+        (np.array([0.0, np.nan], dtype=np.float32), "NaN"),
+    ],
+    ids=["empty", "stereo", "int16", "nan"],
+)
+def test_bad_audio_is_a_clear_error(engines, audio: np.ndarray, message: str) -> None:  # type: ignore[no-untyped-def]
+    for engine in engines.values():
+        with pytest.raises(ValueError, match=message):
+            engine.transcribe(audio, DecodeOptions())
+
+
+def test_unknown_language_is_a_clear_error(engines, clips) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="unsupported language 'klingon'"):
+        engines["onnx-fp32"].transcribe(clips[0], DecodeOptions(language="klingon"))
+
+
+def test_very_short_clip_decodes(engines) -> None:  # type: ignore[no-untyped-def]
+    for engine in engines.values():
+        assert isinstance(engine.transcribe(np.zeros(100, dtype=np.float32), DecodeOptions()).text, str)
+
+
+def test_load_failures_name_the_reason(tmp_path: Path, tiny_model_dir: Path) -> None:
+    with pytest.raises(EngineLoadError, match="does not exist"):
+        load_engine(tmp_path / "missing", "torch")
+    without_onnx = tmp_path / "torch-only"
+    shutil.copytree(tiny_model_dir, without_onnx, ignore=shutil.ignore_patterns("*.onnx"))
+    with pytest.raises(EngineLoadError, match="no model.onnx"):
+        load_engine(without_onnx, "onnx-fp32")
+    with pytest.raises(ValueError, match="unknown model backend"):
+        load_engine(tiny_model_dir, "tensorflow")
