@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 
 import uvicorn
 
 from senseops_runtime import limits
 from senseops_runtime.app import create_app
+
+_TOKEN_IN_QUERY = re.compile(r"(token=)[^&\s\"]+")
+
+
+class RedactTokens(logging.Filter):
+    """Access logs print request paths; a ``?token=<jwt>`` must not end up in the logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = _TOKEN_IN_QUERY.sub(r"\1<redacted>", message), ()
+        return True
 
 
 def main() -> None:
@@ -18,12 +31,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args()
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # ws_max_size bounds a single WebSocket message above our own frame check, so an oversize frame
-    # reaches the session (and gets a 1007 with a reason) instead of tripping the protocol limit first.
-    uvicorn.run(
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # ws_max_size sits above our own frame bound so an oversize frame reaches the session and gets a
+    # 1007 with a reason instead of tripping the protocol limit first.
+    config = uvicorn.Config(
         create_app(),
         host=args.host,
         port=args.port,
@@ -31,6 +42,9 @@ def main() -> None:
         ws_max_size=limits.MAX_FRAME_BYTES * 16,
         proxy_headers=True,
     )
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(RedactTokens())
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

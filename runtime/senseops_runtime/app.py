@@ -13,10 +13,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-import numpy as np
 from fastapi import FastAPI, Request, Response
 
-from senseops_runtime.engine.base import DecodeOptions, Engine
+from senseops_runtime.engine.base import Engine
 from senseops_runtime.recording import SpoolRecorder
 from senseops_runtime.routers import health, openai_compat, stream, transcribe
 from senseops_runtime.scheduler import DecodeScheduler
@@ -27,30 +26,34 @@ from senseops_runtime.streaming.vad import SileroVad
 log = logging.getLogger("senseops.runtime")
 
 EngineLoader = Callable[[RuntimeSettings], Engine]
-WARMUP_SECONDS = 1.0
 
 
 def default_engine_loader(settings: RuntimeSettings) -> Engine:
     """Fetch (sha256-verified, cached) and load the configured model with the configured backend."""
-    from senseops_runtime.engine import load_engine
+    from senseops_runtime.engine.factory import load_engine
     from senseops_runtime.model_source import resolve_model_dir
 
-    model_dir = resolve_model_dir(settings.model_uri, settings.model_cache_dir)
-    return load_engine(model_dir, settings.backend, settings.device)
-
-
-def warm_up(engine: Engine) -> None:
-    """One decode of low noise so the first real request does not pay for lazy initialisation."""
-    rng = np.random.default_rng(0)
-    noise = (rng.standard_normal(int(16_000 * WARMUP_SECONDS)) * 0.01).astype(np.float32)
-    engine.transcribe(noise, DecodeOptions())
+    if not settings.model_uri:
+        raise ValueError("SENSEOPS_MODEL_URI is not set (e.g. cos://models-1250000000/models/sensevoice/v1/)")
+    model_dir = resolve_model_dir(
+        settings.model_uri, settings.model_cache_dir, expected_sha256=settings.model_sha256 or None
+    )
+    # The engine warms itself up (both ITN modes) before it is published, so /readyz means "warm".
+    return load_engine(
+        model_dir,
+        settings.backend,
+        settings.device,
+        name=settings.model_name or None,
+        version=settings.model_version or "local",
+        warm_up=settings.warmup,
+    )
 
 
 async def load_model(services: Services, loader: EngineLoader) -> None:
     """Load, warm and publish the engine; record failures as the readiness reason."""
     state = services.readiness
     started = time.perf_counter()
-    state.reason = "loading model"
+    state.reason = "loading and warming up the model"
     try:
         services.vad = await asyncio.to_thread(SileroVad)
         engine = await asyncio.to_thread(loader, services.settings)
@@ -64,9 +67,6 @@ async def load_model(services: Services, loader: EngineLoader) -> None:
             on_depth=services.metrics.queue_depth.set,
         )
         scheduler.start()
-        if services.settings.warmup:
-            state.reason = "warming up"
-            await scheduler.run_blocking(lambda: warm_up(engine))
     except Exception as exc:
         log.exception("model load failed")
         state.reason = f"model load failed: {type(exc).__name__}: {exc}"[:500]
@@ -111,9 +111,7 @@ def create_app(settings: RuntimeSettings | None = None, engine_loader: EngineLoa
         app.include_router(router)
 
     @app.middleware("http")
-    async def count_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")

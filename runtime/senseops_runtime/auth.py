@@ -35,9 +35,7 @@ class AuthConfig:
             return "RS256"
         if self.hs256_secret:
             return "HS256"
-        raise ValueError(
-            "no JWT key configured: set SENSEOPS_JWT_HS256_SECRET or SENSEOPS_JWT_RS256_PUBLIC_KEY"
-        )
+        raise ValueError("no JWT key configured: set SENSEOPS_JWT_HS256_SECRET or SENSEOPS_JWT_RS256_PUBLIC_KEY")
 
     @property
     def key(self) -> str:
@@ -70,9 +68,7 @@ def _scopes_from_claims(claims: dict[str, Any]) -> frozenset[str]:
     return frozenset()
 
 
-def verify_token(
-    token: str | None, config: AuthConfig, required_scope: str, now: float
-) -> Principal | AuthRefusal:
+def verify_token(token: str | None, config: AuthConfig, required_scope: str, now: float) -> Principal | AuthRefusal:
     """Check a bearer token and return the caller, or the reason it is refused. Pure given ``now``."""
     if not token:
         return AuthRefusal("missing token: pass ?token=<jwt> or an Authorization: Bearer header")
@@ -130,9 +126,7 @@ def verify_token(
     anchor = claims.get("anchor_id") or subject
     if not isinstance(anchor, str) or not SAFE_ID.match(anchor):
         # anchor_id becomes part of object keys; refuse anything that is not a plain id.
-        return AuthRefusal(
-            "token anchor_id (or sub) must be 1-128 of A-Z a-z 0-9 . _ - starting alphanumeric"
-        )
+        return AuthRefusal("token anchor_id (or sub) must be 1-128 of A-Z a-z 0-9 . _ - starting alphanumeric")
     return Principal(
         subject=subject,
         anchor_id=anchor,

@@ -75,15 +75,20 @@ class RuntimeMetrics:
         self.model_info = Gauge(
             "senseops_model_info", "The loaded model (value 1)", ["model", "version", "backend"], registry=r
         )
-        self.recordings = Counter(
-            "senseops_recordings_total", "Segments handed to the spool", ["result"], registry=r
-        )
+        self.recordings = Counter("senseops_recordings_total", "Segments handed to the spool", ["result"], registry=r)
 
     def set_model(self, name: str, version: str, backend: str, load_seconds: float) -> None:
         """Record the loaded model; later observations are labelled with it."""
         self.model_name, self.model_version = name, version
         self.model_info.labels(name, version, backend).set(1)
         self.model_load_seconds.labels(name, version).set(load_seconds)
+        # Create the labelled series now so dashboards and alerts see zeros, not "no data".
+        for histogram in (self.partial_latency, self.final_latency, self.rtf):
+            histogram.labels(name, version)
+        for kind in ("final", "upload", "partial"):
+            self.decode_seconds.labels(name, version, kind)
+        for surface in ("stream", "upload"):
+            self.audio_seconds.labels(name, version, surface)
 
     @property
     def model_labels(self) -> tuple[str, str]:

@@ -44,8 +44,7 @@ def admit_stream(policy: QuotaPolicy, open_streams: int, used_s_today: float) ->
     remaining = policy.audio_seconds_per_day - used_s_today
     if remaining <= 0:
         return QuotaRefusal(
-            f"daily audio budget used up ({policy.audio_seconds_per_day / 60:.1f} minutes); "
-            "try again tomorrow (UTC)"
+            f"daily audio budget used up ({policy.audio_seconds_per_day / 60:.1f} minutes); try again tomorrow (UTC)"
         )
     return Admitted(remaining_s=remaining)
 

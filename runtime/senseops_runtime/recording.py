@@ -35,9 +35,7 @@ class SegmentResult:
 class SessionRecording:
     """The recording of one stream; thread-safe (called from a worker thread per segment)."""
 
-    def __init__(
-        self, spool: SpoolWriter, anchor_id: str, ts: str, model_name: str, model_version: str
-    ) -> None:
+    def __init__(self, spool: SpoolWriter, anchor_id: str, ts: str, model_name: str, model_version: str) -> None:
         self.spool = spool
         self.anchor_id = anchor_id
         self.ts = ts

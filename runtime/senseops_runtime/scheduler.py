@@ -99,20 +99,12 @@ class DecodeScheduler:
         self._queue.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def run_blocking(self, fn: Callable[[], object]) -> object:
-        """Run a one-off blocking call (warm-up) on the model thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-
-    def submit(
-        self, clip: np.ndarray, options: DecodeOptions, priority: Priority
-    ) -> asyncio.Future[Transcript]:
+    def submit(self, clip: np.ndarray, options: DecodeOptions, priority: Priority) -> asyncio.Future[Transcript]:
         """Enqueue a decode; raises :class:`Overloaded` when the queue is full."""
         if len(self._queue) >= self.max_pending:
             raise Overloaded(f"decode queue full ({self.max_pending} waiting); retry shortly")
         future: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
-        heapq.heappush(
-            self._queue, _Job(int(priority), next(self._seq), clip, options, future, time.monotonic())
-        )
+        heapq.heappush(self._queue, _Job(int(priority), next(self._seq), clip, options, future, time.monotonic()))
         self._report_depth()
         self._wakeup.set()
         return future
@@ -141,15 +133,9 @@ class DecodeScheduler:
             started = time.perf_counter()
             try:
                 if len(batch) == 1:
-                    results = [
-                        await loop.run_in_executor(
-                            self._executor, self.engine.transcribe, clips[0], options[0]
-                        )
-                    ]
+                    results = [await loop.run_in_executor(self._executor, self.engine.transcribe, clips[0], options[0])]
                 else:
-                    results = await loop.run_in_executor(
-                        self._executor, self.engine.transcribe_batch, clips, options
-                    )
+                    results = await loop.run_in_executor(self._executor, self.engine.transcribe_batch, clips, options)
             except Exception as exc:  # the engine failed: every caller in the batch learns why
                 for job in batch:
                     if not job.future.done():

@@ -22,7 +22,10 @@ class RuntimeSettings(BaseModel):
     """Everything the runtime needs to start; built by :meth:`from_env` in production."""
 
     model_uri: str = ""  # file:///models/x, s3://bucket/models/name/version, cos://...
+    model_sha256: str = ""  # digest of the model directory (ASRModel.spec.sha256); verified after download
     model_cache_dir: str = str(Path.home() / ".cache" / "senseops" / "models")
+    model_name: str = ""  # metrics/recording label; default: the model directory's name
+    model_version: str = ""  # metrics/recording label; default: "local"
     backend: str = "torch"  # torch | onnx-fp32 | onnx-int8
     device: str = "cpu"
     # Auth: exactly one of the two keys selects the accepted algorithm (no algorithm confusion).

@@ -38,8 +38,7 @@ def check_audio_source(file_path: object, allowed_prefixes: list[str]) -> str | 
     if scheme in ("http", "https", "ftp", "gs", "data") or uri.lower().startswith(("http:", "https:")):
         return SourceRefusal(
             400,
-            "URLs are not fetched by the server; upload the file or pass a cos:// or s3:// URI "
-            "of stored audio",
+            "URLs are not fetched by the server; upload the file or pass a cos:// or s3:// URI of stored audio",
         )
     if scheme not in ("cos", "s3"):
         return SourceRefusal(
@@ -55,9 +54,7 @@ def check_audio_source(file_path: object, allowed_prefixes: list[str]) -> str | 
     if not allowed_prefixes:
         return SourceRefusal(403, "transcribing stored audio is not enabled on this server")
     normalised = str(parsed)
-    if not any(
-        normalised.startswith(prefix if prefix.endswith("/") else prefix + "/") for prefix in allowed_prefixes
-    ):
+    if not any(normalised.startswith(prefix if prefix.endswith("/") else prefix + "/") for prefix in allowed_prefixes):
         return SourceRefusal(403, "file_path is outside the storage locations this server may read")
     return normalised
 

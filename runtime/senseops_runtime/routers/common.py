@@ -44,11 +44,7 @@ def require_ready(services: Services) -> None:
 def check_declared_length(services: Services, request: Request) -> None:
     """413 early, from Content-Length, before the body is parsed."""
     declared = request.headers.get("content-length")
-    if (
-        declared
-        and declared.isdigit()
-        and int(declared) > services.settings.max_upload_bytes + MULTIPART_OVERHEAD
-    ):
+    if declared and declared.isdigit() and int(declared) > services.settings.max_upload_bytes + MULTIPART_OVERHEAD:
         raise ApiError(
             413, f"request is {declared} bytes; the audio limit is {services.settings.max_upload_bytes} bytes"
         )

@@ -52,9 +52,7 @@ async def decode_bytes(services: Services, data: bytes) -> np.ndarray:
     """Bytes -> 16 kHz float32, off the event loop, limits enforced."""
     settings = services.settings
     try:
-        return await asyncio.to_thread(
-            decode_audio, data, settings.max_upload_bytes, settings.max_upload_seconds
-        )
+        return await asyncio.to_thread(decode_audio, data, settings.max_upload_bytes, settings.max_upload_seconds)
     except AudioInputError as exc:
         raise ApiError(exc.status, exc.message) from exc
 

@@ -41,9 +41,7 @@ def check_audio_frame(size: int, max_frame_bytes: int) -> CloseVerdict | None:
             f"frame of {size} bytes exceeds {max_frame_bytes}; send 100-200 ms frames",
         )
     if size % limits.BYTES_PER_SAMPLE:
-        return CloseVerdict(
-            limits.CLOSE_INVALID_PAYLOAD, f"frame of {size} bytes is not whole 16-bit samples"
-        )
+        return CloseVerdict(limits.CLOSE_INVALID_PAYLOAD, f"frame of {size} bytes is not whole 16-bit samples")
     return None
 
 
@@ -66,9 +64,7 @@ def parse_options(text: str) -> StreamOptions | CloseVerdict:
         return CloseVerdict(limits.CLOSE_UNSUPPORTED_DATA, f"sample_rate {rate} not supported; send 16000 Hz")
     fmt = data.get("format", "s16le")
     if fmt != "s16le":
-        return CloseVerdict(
-            limits.CLOSE_UNSUPPORTED_DATA, f"format {fmt!r} not supported; send s16le mono PCM"
-        )
+        return CloseVerdict(limits.CLOSE_UNSUPPORTED_DATA, f"format {fmt!r} not supported; send s16le mono PCM")
     language = data.get("language", "auto")
     if language not in SUPPORTED_LANGUAGES:
         return CloseVerdict(
@@ -105,9 +101,7 @@ class Delay:
     seconds: float
 
 
-def throttle(
-    audio_s: float, elapsed_s: float, burst_s: float, close_ahead_s: float
-) -> Accept | Delay | CloseVerdict:
+def throttle(audio_s: float, elapsed_s: float, burst_s: float, close_ahead_s: float) -> Accept | Delay | CloseVerdict:
     """Keep a client at real time: ``audio_s`` received (this frame included) after ``elapsed_s`` wall time.
 
     A client may run ``burst_s`` ahead (replaying buffered audio after a reconnect); beyond that reading is
@@ -134,10 +128,7 @@ def partial_due(
     superseded, never queued behind another), and at most one per ``interval_samples`` of new audio.
     """
     return (
-        segment_open
-        and segment_confirmed
-        and not partial_in_flight
-        and samples_since_last_partial >= interval_samples
+        segment_open and segment_confirmed and not partial_in_flight and samples_since_last_partial >= interval_samples
     )
 
 

@@ -59,6 +59,7 @@ class Segmenter:
         self.chunks_seen = 0
         self.in_speech = False
         self.start = 0
+        self.onset = 0  # first sample of the first chunk scored as speech (without padding)
         self.last_voiced_end = 0  # end sample of the last chunk scored as speech
         self.silence_samples = 0
         self.prev_end = 0  # segments never overlap the previous one
@@ -66,7 +67,7 @@ class Segmenter:
     @property
     def confirmed(self) -> bool:
         """Has the open segment lasted long enough to count as speech?"""
-        return self.in_speech and self.last_voiced_end - self.start >= self.config.min_speech_samples
+        return self.in_speech and self.last_voiced_end - self.onset >= self.config.min_speech_samples
 
     def feed(self, probability: float) -> list[SegmentEvent]:
         """Advance by one chunk scored ``probability`` and return what happened."""
@@ -79,6 +80,7 @@ class Segmenter:
             if probability >= cfg.threshold:
                 self.in_speech = True
                 self.start = max(self.prev_end, chunk_start - cfg.pad_samples)
+                self.onset = chunk_start
                 self.last_voiced_end = chunk_end
                 self.silence_samples = 0
                 events.append(SegmentOpened(self.start))

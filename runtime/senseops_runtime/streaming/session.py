@@ -80,9 +80,7 @@ def day_of(now: float) -> str:
 class StreamSession:
     """Runs one stream from the first audio frame to the close."""
 
-    def __init__(
-        self, ws: WebSocket, services: Services, principal: Principal, options: StreamOptions
-    ) -> None:
+    def __init__(self, ws: WebSocket, services: Services, principal: Principal, options: StreamOptions) -> None:
         assert services.scheduler is not None and services.vad is not None and services.engine is not None
         self.ws = ws
         self.services = services
@@ -107,9 +105,9 @@ class StreamSession:
         self.ts = datetime.fromtimestamp(self.started_at, UTC).strftime("%Y%m%dT%H%M%SZ")
         self.first_audio_at: float | None = None
         self.send_lock = asyncio.Lock()
-        self.finals: asyncio.Queue[
-            tuple[SegmentClosed, int, np.ndarray, asyncio.Future[Transcript], float] | None
-        ] = asyncio.Queue()
+        self.finals: asyncio.Queue[tuple[SegmentClosed, int, np.ndarray, asyncio.Future[Transcript], float] | None] = (
+            asyncio.Queue()
+        )
         self.final_sender: asyncio.Task[None] | None = None
         self.partial_tasks: set[asyncio.Task[None]] = set()
         self.interval_samples = int(settings.partial_interval_s * limits.SAMPLE_RATE)
@@ -207,9 +205,7 @@ class StreamSession:
         if count == 0:
             return
         chunk = self.audio.slice(self.vad_pos, self.vad_pos + count * step)
-        probabilities = await asyncio.get_running_loop().run_in_executor(
-            _VAD_EXECUTOR, self.vad.score_many, chunk
-        )
+        probabilities = await asyncio.get_running_loop().run_in_executor(_VAD_EXECUTOR, self.vad.score_many, chunk)
         self.vad_pos += count * step
         for probability in probabilities:
             self._handle_events(self.segmenter.feed(probability))
@@ -223,9 +219,7 @@ class StreamSession:
         for event in events:
             if isinstance(event, SegmentOpened):
                 self.segments_started += 1
-                self.open = _OpenSegment(
-                    self.segments_started, event.start, confirmed_sent_partial_at=event.start
-                )
+                self.open = _OpenSegment(self.segments_started, event.start, confirmed_sent_partial_at=event.start)
             elif isinstance(event, SegmentDropped):
                 self.open = None
             elif isinstance(event, SegmentClosed):
@@ -235,9 +229,7 @@ class StreamSession:
                 try:
                     future = self.scheduler.submit(clip, self.options.decode, Priority.FINAL)
                 except Overloaded as exc:
-                    raise StreamClosed(
-                        CloseVerdict(limits.CLOSE_TRY_AGAIN_LATER, f"server overloaded: {exc}")
-                    ) from exc
+                    raise StreamClosed(CloseVerdict(limits.CLOSE_TRY_AGAIN_LATER, f"server overloaded: {exc}")) from exc
                 self.finals.put_nowait((event, number, clip, future, time.monotonic()))
 
     def _maybe_request_partial(self) -> None:
@@ -264,9 +256,7 @@ class StreamSession:
         self.partial_tasks.add(task)
         task.add_done_callback(self.partial_tasks.discard)
 
-    async def _send_partial(
-        self, seg: _OpenSegment, future: asyncio.Future[Transcript], asked_at: float
-    ) -> None:
+    async def _send_partial(self, seg: _OpenSegment, future: asyncio.Future[Transcript], asked_at: float) -> None:
         try:
             transcript = await future
         except Exception:  # a failed partial is not fatal; the final decode will report a real failure
@@ -288,9 +278,7 @@ class StreamSession:
                 transcript = await future
             except Exception as exc:
                 log.exception("final decode failed")
-                raise StreamClosed(
-                    CloseVerdict(limits.CLOSE_INTERNAL, "model failed to decode a segment")
-                ) from exc
+                raise StreamClosed(CloseVerdict(limits.CLOSE_INTERNAL, "model failed to decode a segment")) from exc
             segment_id = f"{self.session_id}-{number:04d}"
             message: dict[str, object] = {
                 "final": transcript.text,

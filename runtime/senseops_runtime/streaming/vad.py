@@ -28,9 +28,7 @@ class SileroVad:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            model_path or silero_model_path(), opts, providers=["CPUExecutionProvider"]
-        )
+        self.session = ort.InferenceSession(model_path or silero_model_path(), opts, providers=["CPUExecutionProvider"])
 
     def stream(self) -> VadStream:
         """Fresh per-stream state."""

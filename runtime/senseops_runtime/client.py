@@ -1,0 +1,191 @@
+"""Python streaming client and CLI for ``WS /ws/stream``.
+
+    python -m senseops_runtime.client --url ws://127.0.0.1:8000/ws/stream --token $TOKEN speech.wav
+    arecord -f S16_LE -r 16000 -c 1 -t raw | python -m senseops_runtime.client --token $TOKEN -
+
+Audio is sent in frames of ``--frame-ms`` at real time (``--fast`` sends as fast as the server allows;
+it throttles clients ahead of real time). Partials are printed as they arrive, finals as
+``[start_ms-end_ms] text`` lines. Exit status: 0 on a normal close, 2 when the server closed with an
+error code (printed with its reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import soxr
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+SAMPLE_RATE = 16_000
+BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
+
+
+@dataclass
+class StreamOutcome:
+    """Everything the server said, with client-side receive times (``time.monotonic``)."""
+
+    partials: list[tuple[float, str]] = field(default_factory=list)
+    finals: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    close_code: int | None = None
+    close_reason: str = ""
+    audio_sent_s: float = 0.0
+
+    @property
+    def final_text(self) -> str:
+        """All finals joined (no separator for CJK-only text, a space otherwise)."""
+        texts = [str(message["final"]) for _, message in self.finals if message.get("final")]
+        ascii_text = all(t.isascii() for t in texts)
+        return (" " if ascii_text else "").join(texts)
+
+
+def pcm_frames(pcm: bytes, frame_ms: int) -> list[bytes]:
+    """Split s16le PCM into frames of ``frame_ms`` (the last one may be shorter)."""
+    size = frame_ms * BYTES_PER_MS
+    return [pcm[i : i + size] for i in range(0, len(pcm), size)]
+
+
+def wav_to_pcm(path: str) -> bytes:
+    """Read any libsndfile format, mix to mono, resample to 16 kHz, return s16le bytes."""
+    samples, rate = sf.read(path, dtype="float32", always_2d=True)
+    mono = samples.mean(axis=1)
+    if rate != SAMPLE_RATE:
+        mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ")
+    return (np.clip(mono, -1, 1) * 32767).round().astype("<i2").tobytes()
+
+
+async def stream_pcm(
+    url: str,
+    frames: Iterable[bytes] | AsyncIterator[bytes],
+    token: str | None = None,
+    options: dict[str, Any] | None = None,
+    realtime: bool = True,
+    token_in_header: bool = False,
+    on_partial: Callable[[str], None] | None = None,
+    on_final: Callable[[dict[str, Any]], None] | None = None,
+    on_frame_sent: Callable[[int, float], None] | None = None,
+    send_eof: bool = True,
+) -> StreamOutcome:
+    """Stream PCM frames, collect partials and finals until the server closes the socket."""
+    outcome = StreamOutcome()
+    headers = {}
+    if token and token_in_header:
+        headers["Authorization"] = f"Bearer {token}"
+    elif token:
+        url += ("&" if "?" in url else "?") + f"token={token}"
+
+    async with connect(url, additional_headers=headers, max_size=2**20, proxy=None) as ws:
+
+        async def receive() -> None:
+            try:
+                async for raw in ws:
+                    now = time.monotonic()
+                    message = json.loads(raw)
+                    if "partial" in message:
+                        outcome.partials.append((now, message["partial"]))
+                        if on_partial:
+                            on_partial(message["partial"])
+                    elif "final" in message:
+                        outcome.finals.append((now, message))
+                        if on_final:
+                            on_final(message)
+            except ConnectionClosed:
+                pass
+
+        receiver = asyncio.create_task(receive())
+        try:
+            if options:
+                await ws.send(json.dumps(options))
+            start = time.monotonic()
+            sent_ms = 0.0
+            index = 0
+            iterator = frames if hasattr(frames, "__aiter__") else _aiter(frames)  # type: ignore[arg-type]
+            async for frame in iterator:
+                if realtime:
+                    # Absolute schedule: frame n leaves at start + (audio sent so far), no drift.
+                    delay = start + sent_ms / 1000 - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                await ws.send(frame)
+                sent_ms += len(frame) / BYTES_PER_MS
+                if on_frame_sent:
+                    on_frame_sent(index, time.monotonic())
+                index += 1
+            outcome.audio_sent_s = sent_ms / 1000
+            if send_eof:
+                await ws.send(json.dumps({"eof": True}))
+        except ConnectionClosed:
+            pass
+        await receiver
+        outcome.close_code = ws.close_code
+        outcome.close_reason = ws.close_reason or ""
+    return outcome
+
+
+async def _aiter(items: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for item in items:
+        yield item
+
+
+async def _stdin_frames(frame_ms: int) -> AsyncIterator[bytes]:
+    size = frame_ms * BYTES_PER_MS
+    reader = sys.stdin.buffer
+    while chunk := await asyncio.to_thread(reader.read, size):
+        yield chunk[: len(chunk) - len(chunk) % 2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(description="Stream audio to a SenseOps runtime and print transcripts")
+    parser.add_argument("audio", help="WAV/FLAC/OGG/MP3 file, or - for raw 16 kHz s16le mono PCM on stdin")
+    parser.add_argument("--url", default=os.environ.get("SENSEOPS_WS_URL", "ws://127.0.0.1:8000/ws/stream"))
+    parser.add_argument("--token", default=os.environ.get("SENSEOPS_TOKEN"), help="JWT (or SENSEOPS_TOKEN)")
+    parser.add_argument("--language", default="auto")
+    parser.add_argument("--no-itn", action="store_true")
+    parser.add_argument("--frame-ms", type=int, default=100)
+    parser.add_argument("--fast", action="store_true", help="do not pace frames at real time")
+    args = parser.parse_args(argv)
+
+    frames: Iterable[bytes] | AsyncIterator[bytes]
+    frames = _stdin_frames(args.frame_ms) if args.audio == "-" else pcm_frames(wav_to_pcm(args.audio), args.frame_ms)
+
+    def show_partial(text: str) -> None:
+        print(f"  … {text}", flush=True)
+
+    def show_final(message: dict[str, Any]) -> None:
+        print(
+            f"[{message['start_ms']:>7}-{message['end_ms']:>7} ms] {message['final']}"
+            f"  (lang={message['lang']} emotion={message['emotion']} event={message['event']}"
+            f" confidence={message['confidence']})",
+            flush=True,
+        )
+
+    outcome = asyncio.run(
+        stream_pcm(
+            args.url,
+            frames,
+            token=args.token,
+            options={"language": args.language, "itn": not args.no_itn},
+            realtime=not args.fast,
+            on_partial=show_partial,
+            on_final=show_final,
+        )
+    )
+    if outcome.close_code not in (1000, None):
+        print(f"server closed the stream: {outcome.close_code} {outcome.close_reason}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,38 @@
+"""Audio and request helpers for the runtime tests."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from senseops_common import speech
+from senseops_common.testmodel import KNOWN_SENTENCES, KnownSentence
+from senseops_runtime.client import StreamOutcome, pcm_frames, stream_pcm
+
+ENGLISH = next(s for s in KNOWN_SENTENCES if s.lang == "en")
+MANDARIN = next(s for s in KNOWN_SENTENCES if s.lang == "zh")
+
+
+def wav_bytes(samples: np.ndarray, rate: int = 16_000, subtype: str = "PCM_16") -> bytes:
+    """Encode mono samples as a WAV file in memory."""
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, rate, format="WAV", subtype=subtype)
+    return buffer.getvalue()
+
+
+def sentence_wav(sentence: KnownSentence) -> bytes:
+    """The espeak-ng rendering of a known sentence as WAV bytes."""
+    return wav_bytes(sentence.synthesize())
+
+
+def utterance_pcm(sentence: KnownSentence, before_s: float = 0.6, after_s: float = 1.2) -> bytes:
+    """A known sentence padded with silence, as 16 kHz s16le PCM (what the app streams)."""
+    return speech.to_pcm16(speech.pad_with_silence(sentence.synthesize(), before_s, after_s))
+
+
+def stream(url: str, pcm: bytes, token: str | None, realtime: bool = True, **kwargs: Any) -> StreamOutcome:
+    """Stream PCM in 100 ms frames and wait for the close."""
+    return asyncio.run(stream_pcm(url, pcm_frames(pcm, 100), token=token, realtime=realtime, **kwargs))
