@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from senseops_common.storage.base import StoreBase
+from senseops_common.storage.base import Store
 
 TS_FORMAT = "%Y%m%dT%H%M%SZ"
 DEFAULT_BATCH_SIZE = 100
@@ -167,7 +167,7 @@ class AsrPartWriter:
 
 
 def iter_segment_records(
-    store: StoreBase,
+    store: Store,
     anchor_id: str,
     since: datetime | None = None,
     until: datetime | None = None,

@@ -74,9 +74,14 @@ class Payload:
 
 @runtime_checkable
 class Store(Protocol):
-    """One bucket (or local directory) addressed by keys relative to ``root_uri``."""
+    """One bucket (or local directory) addressed by keys relative to ``root_uri``. Every backend is a
+    :class:`StoreBase`; code that only uses a store should accept this Protocol."""
 
     root_uri: str
+
+    def uri_for(self, key: str) -> str:
+        """The full URI of ``key``."""
+        ...
 
     def put(self, key: str, source: Source) -> ObjectInfo:
         """Store bytes, a local file (path) or a binary stream under ``key``; record size and sha256."""
@@ -86,8 +91,20 @@ class Store(Protocol):
         """Yield the object's bytes in chunks; raise ChecksumMismatch at the end if they are corrupt."""
         ...
 
+    def get_bytes(self, key: str) -> bytes:
+        """The whole (small) object, checksum-verified."""
+        ...
+
+    def download(self, key: str, dest: str | os.PathLike[str]) -> ObjectInfo:
+        """Stream the object into a local file atomically, checksum-verified."""
+        ...
+
     def stat(self, key: str) -> ObjectInfo:
         """Size and sha256 of ``key``; raise NotFound if absent."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """True if ``key`` exists."""
         ...
 
     def list(self, prefix: str = "", page_size: int = 1000) -> Iterator[ObjectInfo]:

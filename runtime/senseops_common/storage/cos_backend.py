@@ -34,6 +34,9 @@ def make_cos_client(config: StoreConfig) -> Any:
         "Token": config.cos_token,
         "Scheme": config.cos_scheme,
         "Timeout": config.request_timeout_s,
+        # The SDK builds the internal (VPC) domain cos-internal.<region>.tencentcos.cn only on the new
+        # domain; the public default stays <bucket>.cos.<region>.myqcloud.com.
+        "EnableOldDomain": not config.cos_internal_domain,
         "EnableInternalDomain": config.cos_internal_domain,
         "PoolConnections": max(10, config.part_concurrency * 2),
         "PoolMaxSize": max(10, config.part_concurrency * 2),
