@@ -192,3 +192,12 @@ def test_multipart_object_of_100_mib_round_trips_by_sha256(backend: Backend, tmp
             check.update(chunk)
     assert check.hexdigest() == digest.hexdigest()
     assert dest.stat().st_size == size
+
+
+def test_missing_local_source_is_a_storage_error_naming_both(backend: Backend, tmp_path: Path) -> None:
+    from senseops_common.storage import StorageError
+
+    with pytest.raises(StorageError) as caught:
+        backend.store.put("k", tmp_path / "does-not-exist.bin")
+    assert "does-not-exist.bin" in str(caught.value) and backend.root_uri + "k" in str(caught.value)
+    assert not backend.store.exists("k")

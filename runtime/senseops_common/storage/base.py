@@ -179,7 +179,10 @@ class StoreBase:
             return self._upload_payload(full, key, uri, payload)
         if isinstance(source, str | os.PathLike):
             path = Path(source)
-            digest, size = sha256_file(path)
+            try:
+                digest, size = sha256_file(path)
+            except OSError as exc:  # a bad local source is the caller's error, not the store's
+                raise StorageError(f"{uri}: cannot read local source file {path} ({exc.strerror})", uri) from exc
             return self._upload_payload(full, key, uri, Payload(size, digest, path=path))
         # A stream is read once: copy it to a local temp file (hashing as we go) so the upload can be
         # retried and split into parts, and so the sha256 is known before the object is created.
