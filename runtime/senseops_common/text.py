@@ -51,7 +51,7 @@ def _t2s_converter() -> object:
     for config in ("t2s", "t2s.json"):
         try:
             return opencc.OpenCC(config)
-        except Exception:  # noqa: BLE001 - the two OpenCC bindings name their configs differently
+        except Exception:  # the two OpenCC bindings name their configs differently
             continue
     raise RuntimeError("OpenCC could not load its t2s configuration; reinstall the opencc package")
 

@@ -27,7 +27,7 @@ from senseops_trainer.filters import FilterConfig, _normalized, apply_filters  #
 from senseops_trainer.segments import Segment  # noqa: E402
 
 _FILLER_ZH = "今天我们来看看这款产品的价格非常优惠大家快点下单库存有限送完即止"
-_FILLER_EN = "please check the price today and order now while stock lasts thanks".split()
+_FILLER_EN = ["please", "check", "the", "price", "today", "and", "order", "now", "while", "stock", "lasts", "thanks"]
 
 
 def synthetic_segments(count: int, seed: int = 1) -> list[Segment]:
@@ -66,9 +66,10 @@ def bench_filter_normalize(count: int) -> None:
     normalized = [normalize_text(s.text) for s in result.kept]
     done = time.perf_counter()
     print(f"\n### filter + normalize ({count} segments, 1 process)")
-    print(f"| step | seconds | segments/s |\n|---|---|---|")
+    print("| step | seconds | segments/s |\n|---|---|---|")
     print(f"| filter (all rules) | {filtered - started:.3f} | {count / (filtered - started):,.0f} |")
-    print(f"| normalize kept ({len(normalized)}) | {done - filtered:.3f} | {len(normalized) / (done - filtered):,.0f} |")
+    rate = len(normalized) / (done - filtered)
+    print(f"| normalize kept ({len(normalized)}) | {done - filtered:.3f} | {rate:,.0f} |")
     print(f"| filter + normalize | {done - started:.3f} | {count / (done - started):,.0f} |")
     print(f"removed by rule: {result.counts}")
 
@@ -76,7 +77,6 @@ def bench_filter_normalize(count: int) -> None:
 def bench_training(epochs: int) -> None:
     from senseops_common.storage import open_store
     from senseops_common.testmodel import ensure_tiny_model
-
     from senseops_trainer.config import config_from_dict
     from senseops_trainer.context import RunContext
     from senseops_trainer.demo import demo_settings
@@ -88,12 +88,13 @@ def bench_training(epochs: int) -> None:
         store_uri = (Path(tmp) / "store").as_uri() + "/"
         synthetic.write_corpus(open_store(store_uri))
         settings = demo_settings(store_uri, str(base), max_epoch=epochs)
-        ctx = RunContext(cfg=config_from_dict(settings), workdir=Path(tmp) / "work", progress=ProgressLog(out=io.StringIO()))
+        work = Path(tmp) / "work"
+        ctx = RunContext(cfg=config_from_dict(settings), workdir=work, progress=ProgressLog(out=io.StringIO()))
         started = time.perf_counter()
         results = run_all(ctx, until="train")
         wall = time.perf_counter() - started
-        train_rows = sum(1 for _ in open(Path(tmp) / "work" / "split" / "train.jsonl"))
-        curve = [json.loads(line) for line in open(Path(tmp) / "work" / "train" / "loss.jsonl")]
+        train_rows = len((work / "split" / "train.jsonl").read_text().splitlines())
+        curve = [json.loads(line) for line in (work / "train" / "loss.jsonl").read_text().splitlines()]
     steps = [p for p in curve if p["kind"] == "train"]
     steady_s = steps[-1]["t"] - steps[0]["t"]
     samples = train_rows * epochs

@@ -10,6 +10,7 @@ the runtime engine (torch and ONNX) loads the package and transcribes a held-out
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,7 +25,6 @@ import soundfile
 from senseops_common.speech import espeak_available
 from senseops_common.storage import local_directory_manifest, open_store, verify_object
 from senseops_common.text import error_rate
-
 from senseops_trainer import synthetic
 from senseops_trainer.demo import demo_settings
 from senseops_trainer.package import upload_model_dir
@@ -48,10 +48,8 @@ def _events(output: str) -> list[dict]:
     out = []
     for line in output.splitlines():
         if line.startswith("{"):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 out.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
     return out
 
 

@@ -119,7 +119,8 @@ def test_progress_lines_are_json_and_status_is_rate_limited() -> None:
     now[0] += 11
     progress.emit("train", "step", epoch=1, step=2, loss=3.0, eta_s=30.0)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [(l["stage"], l["event"]) for l in lines] == [("train", "start"), ("train", "step"), ("train", "step")]
+    events = [(line["stage"], line["event"]) for line in lines]
+    assert events == [("train", "start"), ("train", "step"), ("train", "step")]
     assert lines[2]["loss"] == 3.0 and lines[2]["eta_s"] == 30.0
     assert len(api.calls) == 2
     group, version, namespace, plural, name, body = api.calls[-1]
@@ -128,5 +129,6 @@ def test_progress_lines_are_json_and_status_is_rate_limited() -> None:
 
 
 def test_no_status_sink_outside_a_cluster() -> None:
-    assert type(status_sink_from_env({"FINETUNEJOB_NAME": "j", "FINETUNEJOB_NAMESPACE": "n"})).__name__ == "NullStatusSink"
+    no_cluster = status_sink_from_env({"FINETUNEJOB_NAME": "j", "FINETUNEJOB_NAMESPACE": "n"})
+    assert type(no_cluster).__name__ == "NullStatusSink"
     assert type(status_sink_from_env({})).__name__ == "NullStatusSink"

@@ -12,7 +12,6 @@ Settings come from ``--config`` (YAML/JSON, see :mod:`senseops_trainer.config`) 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path

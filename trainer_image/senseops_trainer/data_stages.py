@@ -139,7 +139,7 @@ def funasr_row(ctx: RunContext, seg: Segment) -> dict[str, Any]:
     return {
         "key": seg.segment_id,
         "source": str(local_audio(ctx, seg).resolve()),
-        "source_len": max(1, int(round(seg.duration_s * FRAMES_PER_SECOND))),
+        "source_len": max(1, round(seg.duration_s * FRAMES_PER_SECOND)),
         "target": seg.text,
         "target_len": len(scoring_units(seg.text)),
         "text_language": f"<|{lang if lang in _LANG_TAGS else 'zh'}|>",

@@ -104,7 +104,8 @@ def draw_chart(report: dict[str, Any], curve_path: Path, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = [json.loads(line) for line in curve_path.read_text().splitlines() if line.strip()] if curve_path.exists() else []
+    lines = curve_path.read_text().splitlines() if curve_path.exists() else []
+    points = [json.loads(line) for line in lines if line.strip()]
     train_pts = [(p["total_step"], p["loss"]) for p in points if p.get("kind") == "train"]
     fig, (ax_loss, ax_cer) = plt.subplots(1, 2, figsize=(11, 4))
     val_pts = [(p["total_step"], p["loss"]) for p in points if p.get("kind") == "val" and "total_step" in p]
@@ -158,8 +159,10 @@ def evaluate(ctx: RunContext, base_model: Path, new_model: Path) -> dict[str, An
             report["sets"][set_name] = entry
         for set_name in ("golden", "val"):
             for i, row in enumerate(sets[set_name][:EXAMPLES_IN_REPORT]):
-                report["examples"].append({"set": set_name, "key": row["key"], "reference": row["target"],
-                                           "base": hyps_by[("base", set_name)][i], "new": hyps_by[("new", set_name)][i]})
+                report["examples"].append({
+                    "set": set_name, "key": row["key"], "reference": row["target"],
+                    "base": hyps_by[("base", set_name)][i], "new": hyps_by[("new", set_name)][i],
+                })
         report["rtf"] = {k: round(d / a, 4) if a else None for k, (d, a) in timing.items()}
         passed, reason = gate_verdict(report, ctx.cfg.gate)
         report["gate"] = {"passed": passed, "reason": reason, **ctx.cfg.to_json()["gate"]}
@@ -167,7 +170,9 @@ def evaluate(ctx: RunContext, base_model: Path, new_model: Path) -> dict[str, An
         draw_chart(report, ctx.workdir / LOSS_CURVE, ctx.path(CHART))
         if not passed:
             raise StageFailed("evaluate", f"gate failed: {reason}")
-        summary = {f"{n}_{m}": s[m]["rate"] for n, s in report["sets"].items() if s.get("utterances") for m in ("base", "new")}
+        summary = {
+            f"{n}_{m}": s[m]["rate"] for n, s in report["sets"].items() if s.get("utterances") for m in ("base", "new")
+        }
         return StageOutcome([REPORT, CHART], {**summary, "rtf_new": report["rtf"]["new"], "gate": reason})
 
     return ctx.run_stage("evaluate", inputs, body)

@@ -63,7 +63,7 @@ class FineTuneJobStatusSink:
             self.api.patch_namespaced_custom_object_status(
                 GROUP, VERSION, self.namespace, PLURAL, self.name, body
             )
-        except Exception as exc:  # noqa: BLE001 - progress is advisory; never fail training over it
+        except Exception as exc:  # progress is advisory; never fail training over it
             log.warning("could not patch FineTuneJob %s/%s status: %s", self.namespace, self.name, exc)
 
 
@@ -80,7 +80,7 @@ def status_sink_from_env(env: dict[str, str] | None = None) -> StatusSink:
 
         config.load_incluster_config()
         return FineTuneJobStatusSink(name, namespace, client.CustomObjectsApi())
-    except Exception as exc:  # noqa: BLE001 - without credentials we still train, just without status
+    except Exception as exc:  # without credentials we still train, just without status
         log.warning("FineTuneJob status updates disabled: %s", exc)
         return NullStatusSink()
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import soundfile
-from senseops_common.speech import ENGLISH, MANDARIN, SAMPLE_RATE, synthesize
 from senseops_common.layout import AsrPartWriter, SegmentRecord, raw_segment_key
+from senseops_common.speech import ENGLISH, MANDARIN, SAMPLE_RATE, synthesize
 from senseops_common.storage import StoreBase as Store
 
 ZH_SUBJECTS = ("直播间", "粉丝团", "主播")
@@ -201,7 +201,7 @@ def write_corpus(store: Store, seed: int = 7, model_name: str = "tiny", model_ve
     for planned in plan_corpus(seed):
         session = (planned.anchor_id, planned.session_ts)
         start = clock.get(session, 0)
-        end = start + int(round(len(planned.audio) * 1000 / SAMPLE_RATE))
+        end = start + round(len(planned.audio) * 1000 / SAMPLE_RATE)
         clock[session] = end + 300
         audio_key = raw_segment_key(planned.anchor_id, planned.session_ts, planned.segment_id)
         info = store.put(audio_key, wav_bytes(planned.audio))

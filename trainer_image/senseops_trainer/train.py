@@ -169,13 +169,13 @@ def repair_latest_checkpoint(funasr_out: Path) -> str | None:
     try:
         torch.load(latest, map_location="cpu", weights_only=False)
         return None
-    except Exception:  # noqa: BLE001 - any unreadable file is treated the same way
+    except Exception:  # any unreadable file is treated the same way
         pass
     candidates = sorted(funasr_out.glob("model.pt.ep*"), key=lambda p: p.stat().st_mtime, reverse=True)
     for candidate in candidates:
         try:
             torch.load(candidate, map_location="cpu", weights_only=False)
-        except Exception:  # noqa: BLE001
+        except Exception:
             continue
         shutil.copyfile(candidate, latest)
         return candidate.name
