@@ -98,15 +98,15 @@ def synthesize(
 
 def pad_with_silence(samples: np.ndarray, before_s: float = 0.0, after_s: float = 0.0) -> np.ndarray:
     """Surround speech with digital silence (useful for VAD and streaming tests)."""
-    before = np.zeros(int(round(before_s * SAMPLE_RATE)), dtype=np.float32)
-    after = np.zeros(int(round(after_s * SAMPLE_RATE)), dtype=np.float32)
+    before = np.zeros(round(before_s * SAMPLE_RATE), dtype=np.float32)
+    after = np.zeros(round(after_s * SAMPLE_RATE), dtype=np.float32)
     return np.concatenate([before, samples.astype(np.float32), after])
 
 
 def to_pcm16(samples: np.ndarray) -> bytes:
     """float32 [-1, 1] → 16-bit little-endian PCM bytes, the runtime's streaming wire format."""
     clipped = np.clip(samples, -1.0, 1.0)
-    return (clipped * 32767.0).round().astype("<i2").tobytes()
+    return bytes((clipped * 32767.0).round().astype("<i2").tobytes())
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from senseops_common.testmodel import KNOWN_SENTENCES
 from senseops_runtime.engine import DecodeOptions, EngineLoadError, load_engine
 
+# The first run builds and trains the tiny model (minutes on a busy CPU); later runs reuse the cache.
+pytestmark = pytest.mark.slow
 SENTENCE_IDS = [s.text for s in KNOWN_SENTENCES]
 
 
@@ -100,7 +101,7 @@ def test_bad_audio_is_a_clear_error(engines, audio: np.ndarray, message: str) ->
 
 
 def test_unknown_language_is_a_clear_error(engines, clips) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ValueError, match="unsupported language 'klingon'"):
+    with pytest.raises(ValueError, match=r"unsupported language 'klingon'"):
         engines["onnx-fp32"].transcribe(clips[0], DecodeOptions(language="klingon"))
 
 
@@ -114,7 +115,7 @@ def test_load_failures_name_the_reason(tmp_path: Path, tiny_model_dir: Path) -> 
         load_engine(tmp_path / "missing", "torch")
     without_onnx = tmp_path / "torch-only"
     shutil.copytree(tiny_model_dir, without_onnx, ignore=shutil.ignore_patterns("*.onnx"))
-    with pytest.raises(EngineLoadError, match="no model.onnx"):
+    with pytest.raises(EngineLoadError, match=r"no model\.onnx"):
         load_engine(without_onnx, "onnx-fp32")
     with pytest.raises(ValueError, match="unknown model backend"):
         load_engine(tiny_model_dir, "tensorflow")

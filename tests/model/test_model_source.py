@@ -6,7 +6,6 @@ import secrets
 from pathlib import Path
 
 import pytest
-
 from senseops_common.storage import MANIFEST_NAME, StoreConfig, local_directory_manifest, open_store
 from senseops_runtime.model_source import ModelSourceError, resolve_model_dir
 
@@ -50,7 +49,7 @@ def test_manifest_is_checked_when_no_digest_is_given(tmp_path: Path) -> None:
     uri = f"file://{root}/"
     assert (resolve_model_dir(uri, tmp_path / "c1", copy_file_uris=True) / "model.pt").is_file()
     (root / "model.pt").write_bytes(b"tampered")
-    with pytest.raises(ModelSourceError, match="model.pt .* manifest says"):
+    with pytest.raises(ModelSourceError, match=r"model\.pt .* manifest says"):
         resolve_model_dir(uri, tmp_path / "c2", copy_file_uris=True)
     assert not any((tmp_path / "c2").glob("uri-*/model.pt"))  # nothing half-verified is left behind
 
@@ -58,7 +57,7 @@ def test_manifest_is_checked_when_no_digest_is_given(tmp_path: Path) -> None:
 def test_unverifiable_or_wrong_artifacts_are_refused(tmp_path: Path) -> None:
     root, digest = _artifact(tmp_path / "store" / "m", with_manifest=False)
     uri = f"file://{root}/"
-    with pytest.raises(ModelSourceError, match="no MANIFEST.sha256"):
+    with pytest.raises(ModelSourceError, match=r"no MANIFEST\.sha256"):
         resolve_model_dir(uri, tmp_path / "c", copy_file_uris=True)
     with pytest.raises(ModelSourceError, match="expected"):
         resolve_model_dir(uri, tmp_path / "c", expected_sha256="f" * 64, copy_file_uris=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from senseops_common.sensevoice_tags import (
     EMOTION_TAGS,
     EVENT_TAGS,
@@ -16,10 +15,18 @@ from senseops_common.sensevoice_tags import (
 )
 
 CASES = [
-    ("stock output", "<|zh|><|NEUTRAL|><|Speech|><|woitn|>今天天气很好", ("今天天气很好", "zh", "NEUTRAL", "Speech", False)),
+    (
+        "stock output",
+        "<|zh|><|NEUTRAL|><|Speech|><|woitn|>今天天气很好",
+        ("今天天气很好", "zh", "NEUTRAL", "Speech", False),
+    ),
     ("with itn", "<|en|><|HAPPY|><|BGM|><|withitn|>Hello world.", ("Hello world.", "en", "HAPPY", "BGM", True)),
     ("no tags", "plain words", ("plain words", "", "", "", None)),
-    ("tags only", "<|nospeech|><|EMO_UNKNOWN|><|Event_UNK|><|woitn|>", ("", "nospeech", "EMO_UNKNOWN", "Event_UNK", False)),
+    (
+        "tags only",
+        "<|nospeech|><|EMO_UNKNOWN|><|Event_UNK|><|woitn|>",
+        ("", "nospeech", "EMO_UNKNOWN", "Event_UNK", False),
+    ),
     (
         "two segments keep the words between them (a greedy <|.*|> would not)",
         "<|en|><|NEUTRAL|><|Speech|><|woitn|>first part<|en|><|SAD|><|Speech|><|woitn|>second part",

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import sentencepiece
 import yaml
-
 from senseops_common.testmodel import ITN_IDS, TAG_IDS, TOKENIZER_FILENAME, VOCAB_SIZE
 from senseops_common.testmodel.vocab import write_sentencepiece_model
 
@@ -45,6 +44,7 @@ def test_tags_encode_as_single_pieces_without_dummy_prefix(processor: sentencepi
     assert processor.unk_id() not in processor.encode("直播间 xyzzy 123")  # CJK and letters always encode
 
 
+@pytest.mark.slow
 def test_tiny_model_dir_is_complete(tiny_model_dir: Path) -> None:
     names = {p.name for p in tiny_model_dir.iterdir()}
     assert {"config.yaml", "configuration.json", "model.pt", "am.mvn", TOKENIZER_FILENAME} <= names

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from senseops_common import speech
 
 
@@ -20,7 +22,7 @@ class KnownSentence:
     lang: str  # SenseVoice language tag name: "zh" or "en"
     voice: str  # espeak-ng voice
 
-    def synthesize(self) -> "speech.np.ndarray":
+    def synthesize(self) -> np.ndarray:
         """The espeak-ng audio of this sentence (16 kHz mono float32, deterministic)."""
         return speech.synthesize(self.text, self.voice)
 

@@ -50,7 +50,7 @@ ITN_IDS = {"withitn": 25016, "woitn": 25017}
 
 _ORDINARY_SCORE = -10.0
 _CJK_PUNCTUATION = "，。！？、：；“”‘’（）《》【】…—～·「」『』"
-_COMMON_ENGLISH = (
+_COMMON_ENGLISH = (  # noqa: SIM905 - a word list reads better as text
     "the of and to a in is it you that he was for on are with as i his they be at one have this from "
     "or had by not word but what some we can out other were all there when up use your how said an "
     "each she which do their time if will way about many then them write would like so these her long "
@@ -130,10 +130,10 @@ def ordinary_pieces(words: Iterable[str] = ()) -> list[str]:
 
 def write_sentencepiece_model(path: Path, words: Iterable[str] = ()) -> Path:
     """Write the 25055-piece tokenizer to ``path`` (English ``words`` become single pieces)."""
-    from sentencepiece import sentencepiece_model_pb2 as pb
+    from sentencepiece import sentencepiece_model_pb2 as pb  # generated protobuf module, untyped
 
-    proto = pb.ModelProto()
-    kinds = pb.ModelProto.SentencePiece
+    proto = pb.ModelProto()  # type: ignore[attr-defined]
+    kinds = pb.ModelProto.SentencePiece  # type: ignore[attr-defined]
     for piece, kind in (("<unk>", kinds.UNKNOWN), ("<s>", kinds.CONTROL), ("</s>", kinds.CONTROL)):
         proto.pieces.add(piece=piece, score=0.0, type=kind)
     for piece in ordinary_pieces(words):
@@ -143,7 +143,7 @@ def write_sentencepiece_model(path: Path, words: Iterable[str] = ()) -> Path:
     for token_id in range(SPECIAL_BLOCK_START, VOCAB_SIZE):
         proto.pieces.add(piece=SPECIAL_PIECES[token_id], score=0.0, type=kinds.USER_DEFINED)
     spec = proto.trainer_spec
-    spec.model_type = pb.TrainerSpec.UNIGRAM
+    spec.model_type = pb.TrainerSpec.UNIGRAM  # type: ignore[attr-defined]
     spec.vocab_size = VOCAB_SIZE
     spec.unk_id, spec.bos_id, spec.eos_id, spec.pad_id = 0, 1, 2, -1
     spec.byte_fallback = False

@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     if rate != 16_000:
         mono = soxr.resample(mono, rate, 16_000)
     engine = load_engine(args.model_dir, args.backend, args.device, warm_up=False)
-    result = engine.transcribe(mono, DecodeOptions(language=args.language, itn=not args.no_itn))
-    print(json.dumps(result.__dict__, ensure_ascii=False))
+    transcript = engine.transcribe(mono, DecodeOptions(language=args.language, itn=not args.no_itn))
+    print(json.dumps(transcript.__dict__, ensure_ascii=False))
     return 0
 
 

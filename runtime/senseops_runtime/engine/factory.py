@@ -57,7 +57,7 @@ def load_engine(
                 name=name, version=version,
             )
         if warm_up:
-            engine.warm_up()  # type: ignore[attr-defined]
+            engine.warm_up()
     except EngineLoadError:
         raise
     except Exception as exc:  # any loader failure becomes one error type with the reason

@@ -101,7 +101,7 @@ class Frontend:
         padded = np.vstack([np.repeat(fbank[:1], (m - 1) // 2, axis=0), fbank])
         rows = np.arange(out_frames)[:, None] * n + np.arange(m)[None, :]
         rows = np.minimum(rows, padded.shape[0] - 1)  # past the end: repeat the last frame
-        return padded[rows].reshape(out_frames, m * fbank.shape[1])
+        return np.asarray(padded[rows].reshape(out_frames, m * fbank.shape[1]), dtype=np.float32)
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         """Features for one clip: (frames, n_mels * lfr_m) float32."""

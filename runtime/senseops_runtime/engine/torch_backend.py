@@ -18,7 +18,6 @@ import torch
 from senseops_runtime.engine.base import DecodeOptions, Transcript
 from senseops_runtime.engine.features import MIN_SAMPLES, pad_batch
 from senseops_runtime.engine.graph import SenseVoiceBestPath
-from senseops_runtime.engine.warmup import warm_up_clip
 from senseops_runtime.engine.model_dir import (
     ModelFiles,
     TokenDecoder,
@@ -26,6 +25,7 @@ from senseops_runtime.engine.model_dir import (
     query_indices,
     transcripts_from_best_path,
 )
+from senseops_runtime.engine.warmup import warm_up_clip
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,21 @@
+# Model area (issue 4, items 2 and 8): tiny test model, engines (torch / ONNX fp32 / ONNX int8), offline benchmark.
+.PHONY: tiny-model test-model export-tiny-onnx fullsize-model bench-offline
+
+FULLSIZE_MODEL_DIR ?= $(SENSEOPS_CACHE)/models/fullsize-random-seed0
+
+tiny-model: venv ## build (once, ~2-5 min on 1 core) and cache the tiny trained SenseVoice test model; prints its dir
+	@scripts/ensure-debian.sh espeak-ng libsndfile1
+	$(PY) -m senseops_common.testmodel build
+
+test-model: venv minio tiny-model ## model tests: tags, espeak, tokenizer layout, torch/ONNX engines, model source
+	$(PYTEST) tests/model $(PYTEST_ARGS)
+
+export-tiny-onnx: tiny-model ## export the tiny model to ONNX fp32 + int8 (cached next to it); prints the dir
+	$(PY) -c 'from senseops_common.testmodel import ensure_tiny_model as e; from senseops_runtime.engine.export import ensure_exported as x; m = e(); print(x(m, m.with_name(m.name + "-onnx")))'
+
+fullsize-model: venv ## write the full-size random-init SenseVoice-Small (234 M params) used by benchmarks
+	@test -f $(FULLSIZE_MODEL_DIR)/model.pt || $(PY) -m senseops_common.testmodel fullsize --out $(FULLSIZE_MODEL_DIR)
+
+bench-offline: venv fullsize-model ## offline RTF, 5/10/30 s clips: torch / ONNX fp32 / ONNX int8 / FunASR generate (table)
+	@scripts/ensure-debian.sh espeak-ng libsndfile1
+	$(PY) tests/benchmarks/bench_offline_rtf.py --model-dir $(FULLSIZE_MODEL_DIR) $(BENCH_ARGS)
