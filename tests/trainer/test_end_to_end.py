@@ -200,3 +200,25 @@ def test_packaged_model_transcribes_a_held_out_utterance(trained, tmp_path, back
     assert any(h.strip() for h in hyps), "the packaged model transcribed nothing"
     # Every backend of the package beats the base model on sentences it never trained on.
     assert rate < report["sets"]["golden"]["base"]["rate"]
+
+
+def test_gate_failure_exits_2_and_packages_nothing(tmp_path) -> None:
+    """A fine-tune that cannot learn (learning rate ~0, one epoch) must not be released."""
+    from senseops_common.testmodel import ensure_tiny_model
+
+    store_uri = (tmp_path / "store").as_uri() + "/"
+    synthetic.write_corpus(open_store(store_uri))
+    settings = demo_settings(store_uri, str(ensure_tiny_model()), version="never", lr=1e-12, max_epoch=1)
+    config = tmp_path / "job.json"
+    config.write_text(json.dumps(settings))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("operator", "runtime", "trainer_image"))}
+    proc = _cli(["run", "--config", str(config), "--workdir", str(tmp_path / "work")], env)
+    output = proc.communicate(timeout=RUN_TIMEOUT_S)[0]
+    assert proc.returncode == 2, output[-2000:]
+    last = _events(output)[-1]
+    assert (last["stage"], last["event"]) == ("evaluate", "failed")
+    assert "not better than the base" in last["message"]
+    assert not open_store(store_uri).exists("models/sensevoice-tiny-demo/never/MANIFEST.sha256")
+    # The report is still written so a person can see why.
+    report = json.loads((tmp_path / "work" / "evaluate" / "report.json").read_text())
+    assert report["gate"]["passed"] is False

@@ -96,10 +96,18 @@ def test_config_from_yaml_and_overrides(tmp_path) -> None:
     assert cfg.models_uri == "file:///x/"
 
 
+def test_numbers_spelled_as_strings_are_numbers(tmp_path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text("train:\n  lr: 1e-5\n  max_epoch: '2'\n")  # YAML 1.1 reads 1e-5 as a string
+    cfg = load_config(path)
+    assert cfg.train.lr == 1e-5 and cfg.train.max_epoch == 2
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ({"train.lrr": 1}, "unknown setting"),
+        ({"train.lr": "fast"}, "train.lr must be a number"),
         ({"train.lr": 0}, "train.lr must be positive"),
         ({"train.device": "tpu"}, "cpu or cuda"),
         ({"train.gpus": 2}, "needs train.device: cuda"),

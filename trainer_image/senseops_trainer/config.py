@@ -110,6 +110,14 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
             kwargs[key] = _build(type(default), value, f"{where}{key}.")
         elif isinstance(default, tuple) and isinstance(value, list):
             kwargs[key] = tuple(value)
+        elif isinstance(default, bool) or value is None:
+            kwargs[key] = value
+        elif isinstance(default, int | float) and isinstance(value, str | int | float):
+            # YAML 1.1 reads "1e-5" (no dot) as a string; numbers are numbers whatever their spelling.
+            try:
+                kwargs[key] = type(default)(value)
+            except ValueError:
+                raise ValueError(f"{where}{key} must be a number, not {value!r}") from None
         else:
             kwargs[key] = value
     return cls(**kwargs)
