@@ -36,13 +36,14 @@ def default_engine_loader(settings: RuntimeSettings) -> Engine:
     if not settings.model_uri:
         raise ValueError("SENSEOPS_MODEL_URI is not set (e.g. cos://models-1250000000/models/sensevoice/v1/)")
     model_dir = resolve_model_dir(
-        settings.model_uri, settings.model_cache_dir, expected_sha256=settings.model_sha256 or None
+        settings.model_uri, settings.model_cache_dir or None, expected_sha256=settings.model_sha256 or None
     )
     # The engine warms itself up (both ITN modes) before it is published, so /readyz means "warm".
     return load_engine(
         model_dir,
         settings.backend,
         settings.device,
+        threads=settings.threads or None,
         name=settings.model_name or None,
         version=settings.model_version or "local",
         warm_up=settings.warmup,

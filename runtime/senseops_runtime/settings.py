@@ -23,11 +23,12 @@ class RuntimeSettings(BaseModel):
 
     model_uri: str = ""  # file:///models/x, s3://bucket/models/name/version, cos://...
     model_sha256: str = ""  # digest of the model directory (ASRModel.spec.sha256); verified after download
-    model_cache_dir: str = str(Path.home() / ".cache" / "senseops" / "models")
+    model_cache_dir: str = ""  # default: $SENSEOPS_CACHE/model-cache (see model_source)
     model_name: str = ""  # metrics/recording label; default: the model directory's name
     model_version: str = ""  # metrics/recording label; default: "local"
     backend: str = "torch"  # torch | onnx-fp32 | onnx-int8
     device: str = "cpu"
+    threads: int = 0  # intra-op threads of the model; 0 = the library default
     # Auth: exactly one of the two keys selects the accepted algorithm (no algorithm confusion).
     jwt_hs256_secret: str = ""
     jwt_rs256_public_key: str = ""

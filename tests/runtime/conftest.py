@@ -17,6 +17,7 @@ AUDIO_PREFIX = "audio/"
 QUOTA_MINUTES = 1.0  # per subject per day on the test server; tests use fresh subjects
 MAX_UPLOAD_BYTES = 3_000_000
 MAX_UPLOAD_SECONDS = 90
+REALTIME_BURST_S = 3.0  # how far ahead of real time a client may send before it is slowed down
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +56,7 @@ def runtime_server(
         "SENSEOPS_AUDIO_SOURCE_PREFIXES": f"s3://{runtime_bucket}/{AUDIO_PREFIX}",
         "SENSEOPS_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
         "SENSEOPS_MAX_UPLOAD_SECONDS": str(MAX_UPLOAD_SECONDS),
+        "SENSEOPS_REALTIME_BURST_S": str(REALTIME_BURST_S),
     }
     server = RuntimeServer(env, work / "runtime.log").start()
     try:

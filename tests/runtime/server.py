@@ -35,8 +35,8 @@ class RuntimeServer:
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/stream"
 
-    def start(self, ready_timeout_s: float = 300.0) -> RuntimeServer:
-        """Start and wait for ``/readyz`` (model loaded and warm)."""
+    def start(self, ready_timeout_s: float = 300.0, wait_path: str = "/readyz") -> RuntimeServer:
+        """Start and wait for ``wait_path`` to answer 200 (default: model loaded and warm)."""
         base = {k: v for k, v in os.environ.items() if not k.startswith("SENSEOPS_")}
         pythonpath = os.pathsep.join(str(REPO / p) for p in ("operator", "runtime", "trainer_image", "."))
         env = {**base, "PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1", **self.env}
@@ -51,7 +51,7 @@ class RuntimeServer:
         )
         log.close()
         try:
-            wait_http_ok(f"{self.http}/readyz", ready_timeout_s, self.proc)
+            wait_http_ok(f"{self.http}{wait_path}", ready_timeout_s, self.proc)
         except Exception:
             self.stop()
             raise RuntimeError(f"runtime did not become ready; log:\n{self.log_tail()}") from None

@@ -72,6 +72,14 @@ class _OpenSegment:
     partial_in_flight: bool = False
 
 
+def wav_bytes(clip: np.ndarray) -> bytes:
+    """16 kHz mono float32 -> a 16-bit PCM WAV file in memory."""
+    buffer = io.BytesIO()
+    pcm = (np.clip(clip, -1, 1) * 32767).astype(np.int16)
+    sf.write(buffer, pcm, limits.SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
 def day_of(now: float) -> str:
     """UTC day key for daily budgets."""
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
@@ -156,6 +164,8 @@ class StreamSession:
 
     async def _receive_loop(self) -> CloseVerdict:
         while True:
+            if self.final_sender is not None and self.final_sender.done():
+                self.final_sender.result()  # re-raises the sender's StreamClosed (e.g. a failed decode)
             message = self.pushback.pop() if self.pushback else await self.ws.receive()
             if message["type"] == "websocket.disconnect":
                 return CloseVerdict(0, "client closed")
@@ -303,14 +313,7 @@ class StreamSession:
             self.recording = recorder.open_session(
                 self.principal.anchor_id, self.ts, self.engine.name, self.engine.version
             )
-        buffer = io.BytesIO()
-        sf.write(
-            buffer,
-            (np.clip(clip, -1, 1) * 32767).astype(np.int16),
-            limits.SAMPLE_RATE,
-            format="WAV",
-            subtype="PCM_16",
-        )
+        recording = self.recording
         result = SegmentResult(
             segment_id=str(message["segment_id"]),
             start_ms=int(message["start_ms"]),  # type: ignore[call-overload]
@@ -322,7 +325,7 @@ class StreamSession:
             confidence=float(message["confidence"]),  # type: ignore[arg-type]
         )
         try:
-            await asyncio.to_thread(self.recording.record, result, buffer.getvalue())
+            await asyncio.to_thread(lambda: recording.record(result, wav_bytes(clip)))
             self.services.metrics.recordings.labels("spooled").inc()
         except Exception:
             # The spool is local disk; failing means it is full or gone. The transcript was already sent,
