@@ -6,6 +6,7 @@ what the runtime's ONNX backends load.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,13 @@ def _export_onnx(model_dir: Path) -> list[str]:
     from senseops_runtime.engine.export import export_model_dir  # the runtime owns the ONNX format
 
     before = {p.name for p in model_dir.iterdir()}
-    export_model_dir(model_dir, int8=True)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))  # the quantizer logs one INFO line per tensor
+    try:
+        export_model_dir(model_dir, int8=True)
+    finally:
+        root.setLevel(level)
     return sorted({p.name for p in model_dir.iterdir()} - before)
 
 
