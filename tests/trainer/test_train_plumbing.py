@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 from senseops_trainer.config import GateConfig, TrainParams
 from senseops_trainer.evaluate import gate_verdict
-from senseops_trainer.progress import FineTuneJobStatusSink, ProgressLog, estimate_eta_s, status_sink_from_env
+from senseops_trainer.progress import (
+    FineTuneJobStatusSink,
+    ProgressLog,
+    estimate_eta_s,
+    status_progress,
+    status_sink_from_env,
+)
 from senseops_trainer.train import build_train_command, freeze_param, parse_log_line
 
 TRAIN_LINE = (
@@ -114,18 +120,30 @@ def test_progress_lines_are_json_and_status_is_rate_limited() -> None:
     now = [100.0]
     sink = FineTuneJobStatusSink("job1", "ns1", api, clock=lambda: now[0])
     progress = ProgressLog(out=out, sink=sink)
-    progress.emit("train", "start")
-    progress.emit("train", "step", epoch=1, step=1, loss=3.2, eta_s=40.0)  # within 10 s: not patched
+    step = {"max_epoch": 2, "steps_per_epoch": 10}
+    progress.emit("train", "start")  # no training progress: not patched
+    progress.emit("train", "step", epoch=1, step=1, total_step=1, loss=3.2, eta_s=40.4, **step)
+    progress.emit("train", "step", epoch=1, step=2, total_step=2, loss=3.1, eta_s=35.0, **step)  # within 10 s
     now[0] += 11
-    progress.emit("train", "step", epoch=1, step=2, loss=3.0, eta_s=30.0)
+    progress.emit("train", "step", epoch=2, step=1, total_step=11, loss=3.0, eta_s=30.0, **step)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     events = [(line["stage"], line["event"]) for line in lines]
-    assert events == [("train", "start"), ("train", "step"), ("train", "step")]
-    assert lines[2]["loss"] == 3.0 and lines[2]["eta_s"] == 30.0
+    assert events == [("train", "start")] + [("train", "step")] * 3
+    assert lines[3]["loss"] == 3.0 and lines[3]["eta_s"] == 30.0
     assert len(api.calls) == 2
     group, version, namespace, plural, name, body = api.calls[-1]
     assert (group, version, namespace, plural, name) == ("senseops.dev", "v1alpha1", "ns1", "finetunejobs", "job1")
-    assert body == {"status": {"progress": {"stage": "train", "epoch": 1, "step": 2, "loss": 3.0, "eta_s": 30.0}}}
+    patched = body["status"]["progress"]
+    assert {k: patched[k] for k in ("epoch", "step", "totalSteps", "loss", "etaSeconds")} == {
+        "epoch": 2, "step": 11, "totalSteps": 20, "loss": 3.0, "etaSeconds": 30}
+    assert patched["updatedAt"].endswith("Z")
+
+
+def test_status_progress_uses_the_crd_field_names() -> None:
+    fields = {"epoch": 1, "step": 3, "total_step": 3, "loss": 1.5, "eta_s": 9.6, "max_epoch": 2, "steps_per_epoch": 5}
+    assert status_progress(fields, 0.0) == {"epoch": 1, "step": 3, "totalSteps": 10, "loss": 1.5, "etaSeconds": 10,
+                                             "updatedAt": "1970-01-01T00:00:00Z"}
+    assert status_progress({"message": "x"}, 0.0) == {}
 
 
 def test_no_status_sink_outside_a_cluster() -> None:

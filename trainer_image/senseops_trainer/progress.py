@@ -30,6 +30,21 @@ def estimate_eta_s(done: float, total: float, elapsed_s: float) -> float | None:
     return max(0.0, (total - done) * elapsed_s / done)
 
 
+def status_progress(fields: dict[str, Any], now: float) -> dict[str, Any]:
+    """Pure: the FineTuneJob ``status.progress`` object (CRD field names) for one training event, or ``{}``
+    for events that carry no training progress. ``step`` is the global step, ``totalSteps`` the planned
+    total of the run."""
+    if "step" not in fields or fields.get("total_step") is None:
+        return {}
+    out: dict[str, Any] = {"epoch": fields.get("epoch"), "step": fields["total_step"], "loss": fields.get("loss")}
+    if fields.get("steps_per_epoch") and fields.get("max_epoch"):
+        out["totalSteps"] = int(fields["steps_per_epoch"]) * int(fields["max_epoch"])
+    if fields.get("eta_s") is not None:
+        out["etaSeconds"] = round(float(fields["eta_s"]))
+    out["updatedAt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    return {k: v for k, v in out.items() if v is not None}
+
+
 class StatusSink(Protocol):
     """Where progress goes besides the log (the FineTuneJob status in a cluster)."""
 
@@ -58,7 +73,7 @@ class FineTuneJobStatusSink:
         if not force and now - self._last < STATUS_PATCH_MIN_INTERVAL_S:
             return
         self._last = now
-        body = {"status": {"progress": {k: v for k, v in progress.items() if v is not None}}}
+        body = {"status": {"progress": progress}}
         try:
             self.api.patch_namespaced_custom_object_status(
                 GROUP, VERSION, self.namespace, PLURAL, self.name, body
@@ -93,12 +108,12 @@ class ProgressLog:
         self.sink = sink or NullStatusSink()
 
     def emit(self, stage: str, event: str, force_status: bool = False, **fields: Any) -> dict[str, Any]:
-        """Write one line ``{"ts", "stage", "event", **fields}`` and publish it as the current progress."""
-        line = {"ts": round(time.time(), 3), "stage": stage, "event": event, **fields}
+        """Write one line ``{"ts", "stage", "event", **fields}``; training steps also go to the status sink."""
+        now = time.time()
+        line = {"ts": round(now, 3), "stage": stage, "event": event, **fields}
         self.out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
         self.out.flush()
-        self.sink.publish(
-            {"stage": stage, **{k: fields.get(k) for k in ("epoch", "step", "loss", "eta_s", "message")}},
-            force=force_status or event in ("start", "done", "failed", "skipped"),
-        )
+        progress = status_progress(fields, now)
+        if progress:
+            self.sink.publish(progress, force=force_status)
         return line
