@@ -102,3 +102,19 @@ def test_stage_without_its_inputs_says_what_to_run(recordings, tmp_path) -> None
     code, events = cli("split", "--config", str(config), "--workdir", str(tmp_path / "empty"))
     assert code == 2
     assert "has not finished" in events[-1]["message"]
+
+
+@pytest.mark.slow
+def test_stability_check_decodes_with_the_base_model(recordings, tmp_path) -> None:
+    """With the check on, every segment is decoded again by the base model; the tiny base model has never
+    heard the domain words, so its decodes disagree with the pseudo-labels and the rule removes them."""
+    from senseops_common.testmodel import ensure_tiny_model
+
+    config = _config(tmp_path, recordings)
+    code, events = cli("run", "--config", str(config), "--workdir", str(tmp_path / "w"), "--until", "filter",
+                       "--set", "filters.stability_check=true", "--set", f"base_model={ensure_tiny_model()}")
+    assert code == 0, events[-1]
+    done = {e["stage"]: e for e in events if e["event"] == "done"}
+    assert done["filter"]["removed_by_rule"]["unstable"] >= 30
+    # The other rules still come first: the planted segments are blamed on what is wrong with them.
+    assert done["filter"]["removed_by_rule"]["repeated_ngrams"] == 1

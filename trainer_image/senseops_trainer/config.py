@@ -35,7 +35,6 @@ class DatasetSelection:
     min_hours: float = 0.0  # after filtering; fewer hours fail the run (not enough data to be worth it)
     golden_key: str | None = None  # JSON lines of human-verified segments, held out of training
     val_fraction: float = DEFAULT_VAL_FRACTION
-    stability_decode: bool = False  # decode every segment again with the base model (the stability rule)
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,8 @@ class TrainerConfig:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        plain: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(self)))
+        return plain
 
     @property
     def models_uri(self) -> str:

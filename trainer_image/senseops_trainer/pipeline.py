@@ -43,6 +43,14 @@ def _stage_functions(ctx: RunContext) -> dict[str, Callable[[], dict[str, Any]]]
             redecode = evaluate.file_decoder(base_model_dir(ctx), ctx.cfg.train.device)
         return data_stages.filter_stage(ctx, redecode)
 
+    def do_normalize() -> dict[str, Any]:
+        _require(ctx, "filter")
+        return data_stages.normalize(ctx)
+
+    def do_split() -> dict[str, Any]:
+        _require(ctx, "normalize")
+        return data_stages.split(ctx)
+
     def do_train() -> dict[str, Any]:
         _require(ctx, "split")
         return train.train(ctx, base_model_dir(ctx))
@@ -62,8 +70,8 @@ def _stage_functions(ctx: RunContext) -> dict[str, Callable[[], dict[str, Any]]]
     return {
         "collect": lambda: data_stages.collect(ctx),
         "filter": do_filter,
-        "normalize": lambda: (_require(ctx, "filter"), data_stages.normalize(ctx))[1],
-        "split": lambda: (_require(ctx, "normalize"), data_stages.split(ctx))[1],
+        "normalize": do_normalize,
+        "split": do_split,
         "train": do_train,
         "evaluate": do_evaluate,
         "export": do_export,
