@@ -119,13 +119,18 @@ class ClusterState:
 
 
 def _pid_runs(pid: int, argv0: str) -> bool:
-    """True if ``pid`` is alive and still the binary we started (pids get reused)."""
+    """True if ``pid`` is alive, not a zombie, and still the binary we started (pids get reused).
+
+    Compares the kernel's command name (first 15 bytes of the executable's name): /proc/PID/cmdline
+    can read empty for a moment right after exec.
+    """
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return bool(cmdline) and cmdline.split(b"\0", 1)[0].decode() == argv0 and status[0] != "Z"
+    comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+    state = stat[stat.rindex(")") + 1 :].split()[0]
+    return comm == Path(argv0).name[:15] and state not in ("Z", "X")
 
 
 class LocalCluster:

@@ -252,17 +252,19 @@ def component_commands(bin_dir: Path, layout: Layout, ports: Ports) -> dict[str,
 
 @dataclass(frozen=True)
 class FakeNodeSpec:
-    """A fake node: its name, allocatable resources and extra labels."""
+    """A fake node: its name, (fake, unrouted) address, allocatable resources and extra labels."""
 
     name: str
+    address: str
     resources: Mapping[str, str]
     labels: Mapping[str, str]
 
 
 FAKE_NODES = (
-    FakeNodeSpec("kwok-cpu-0", {"cpu": "16", "memory": "64Gi", "pods": "110"},
+    FakeNodeSpec("kwok-cpu-0", "10.244.255.10", {"cpu": "16", "memory": "64Gi", "pods": "110"},
                  {"node.kubernetes.io/instance-type": "senseops.cpu-16"}),
-    FakeNodeSpec("kwok-gpu-0", {"cpu": "32", "memory": "128Gi", "pods": "110", GPU_RESOURCE: "2"},
+    FakeNodeSpec("kwok-gpu-0", "10.244.255.11",
+                 {"cpu": "32", "memory": "128Gi", "pods": "110", GPU_RESOURCE: "2"},
                  {"node.kubernetes.io/instance-type": "senseops.gpu-2", GPU_LABEL: "true"}),
 )
 
@@ -285,7 +287,12 @@ def node_manifest(spec: FakeNodeSpec) -> dict[str, Any]:
             "annotations": {FAKE_NODE_ANNOTATION[0]: FAKE_NODE_ANNOTATION[1]},
         },
         "spec": {},
-        "status": {"capacity": dict(spec.resources), "allocatable": dict(spec.resources)},
+        "status": {
+            "capacity": dict(spec.resources),
+            "allocatable": dict(spec.resources),
+            "addresses": [{"type": "InternalIP", "address": spec.address},
+                          {"type": "Hostname", "address": spec.name}],
+        },
     }
 
 

@@ -79,6 +79,15 @@ def log_tails(log_dir: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(sections)
 
 
+def _reap_abandoned_sessions() -> None:
+    """Stop clusters left by pytest sessions that were killed before their teardown ran."""
+    for root in DEFAULT_ROOT.glob("pytest-*"):
+        owner = root.name.removeprefix("pytest-")
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            LocalCluster(root).down()
+            shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def local_cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
     """A ready local control plane for the whole session (started here unless SENSEOPS_KUBECONFIG)."""
@@ -90,6 +99,7 @@ def local_cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
         yield ClusterHandle(kubeconfig, log_dir if log_dir.is_dir() else None)
         return
 
+    _reap_abandoned_sessions()
     cluster = LocalCluster(DEFAULT_ROOT / f"pytest-{os.getpid()}")
     request.config.stash[_LOG_DIR_KEY] = cluster.layout.logs
     try:
