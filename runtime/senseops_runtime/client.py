@@ -61,7 +61,8 @@ def wav_to_pcm(path: str) -> bytes:
     mono = samples.mean(axis=1)
     if rate != SAMPLE_RATE:
         mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ")
-    return (np.clip(mono, -1, 1) * 32767).round().astype("<i2").tobytes()
+    pcm: bytes = (np.clip(mono, -1, 1) * 32767).round().astype("<i2").tobytes()
+    return pcm
 
 
 async def stream_pcm(
@@ -109,7 +110,7 @@ async def stream_pcm(
             start = time.monotonic()
             sent_ms = 0.0
             index = 0
-            iterator = frames if hasattr(frames, "__aiter__") else _aiter(frames)  # type: ignore[arg-type]
+            iterator = frames if isinstance(frames, AsyncIterator) else _aiter(frames)
             async for frame in iterator:
                 if realtime:
                     # Absolute schedule: frame n leaves at start + (audio sent so far), no drift.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from fastapi import Request, UploadFile
+from fastapi import Request
+from starlette.datastructures import UploadFile
 
 from senseops_runtime import limits
 from senseops_runtime.audio_input import AudioInputError, check_size
