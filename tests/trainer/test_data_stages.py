@@ -81,6 +81,7 @@ def test_data_stages_run_then_skip_then_rerun_on_new_data(recordings, tmp_path) 
         ({"anchor_ids": []}, "collect", "anchor_ids is empty"),
         ({"since": "2030-01-01T00:00:00Z", "until": None}, "collect", "no recorded segments"),
         ({"min_hours": 5.0}, "filter", "only 0.0"),
+        ({"golden_key": "golden/missing.jsonl"}, "storage", "golden/missing.jsonl"),
     ],
 )
 def test_stage_failures_exit_2_with_a_reason(recordings, tmp_path, dataset, stage, message) -> None:
@@ -118,3 +119,13 @@ def test_stability_check_decodes_with_the_base_model(recordings, tmp_path) -> No
     assert done["filter"]["removed_by_rule"]["unstable"] >= 30
     # The other rules still come first: the planted segments are blamed on what is wrong with them.
     assert done["filter"]["removed_by_rule"]["repeated_ngrams"] == 1
+
+
+def test_malformed_transcript_line_fails_collect_clearly(tmp_path) -> None:
+    uri = (tmp_path / "store").as_uri() + "/"
+    store = open_store(uri)
+    store.put(f"asr/{synthetic.ANCHOR}/20260301T100000Z/part-000000.jsonl", b'{"segment_id": "x", "broken"\n')
+    code, events = cli("run", "--config", str(_config(tmp_path, uri, golden_key=None)), "--workdir",
+                       str(tmp_path / "w"), "--until", "collect")
+    assert code == 2
+    assert events[-1]["stage"] == "collect" and "cannot be read" in events[-1]["message"]

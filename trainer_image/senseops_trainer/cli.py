@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from senseops_common.storage import StorageError
 
 from senseops_trainer.config import load_config
 from senseops_trainer.context import RunContext, StageFailed
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             run_stage(ctx, args.command)
     except StageFailed as exc:
         progress.emit(exc.stage, "failed", force_status=True, message=str(exc))
+        return EXIT_FAILED
+    except StorageError as exc:  # our storage errors are sentences already (missing key, no access, …)
+        progress.emit("storage", "failed", force_status=True, message=str(exc))
         return EXIT_FAILED
     return 0
 

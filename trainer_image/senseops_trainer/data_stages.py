@@ -57,8 +57,11 @@ def collect(ctx: RunContext) -> dict[str, Any]:
     def body() -> StageOutcome:
         since = parse_time(sel.since) if sel.since else None
         until = parse_time(sel.until) if sel.until else None
-        segments = read_selection(ctx.store(), sel.anchor_ids, since, until)
-        golden = read_golden(ctx.store(), sel.golden_key) if sel.golden_key else []
+        try:
+            segments = read_selection(ctx.store(), sel.anchor_ids, since, until)
+            golden = read_golden(ctx.store(), sel.golden_key) if sel.golden_key else []
+        except (ValueError, TypeError, KeyError) as exc:  # a malformed line in asr/ or the golden list
+            raise StageFailed("collect", f"a transcript record in the store cannot be read: {exc}") from exc
         if not segments:
             raise StageFailed(
                 "collect", f"no recorded segments for anchors {list(sel.anchor_ids)} between "
