@@ -156,6 +156,10 @@ def test_cer_on_held_out_sentences_improves(trained) -> None:
     assert golden["utterances"] == len(trained["corpus"].golden_ids)
     assert golden["improvement"] >= trained["settings"]["gate"]["min_cer_improvement"]
     assert report["gate"]["passed"] is True
+    by_language = golden["by_language"]
+    assert by_language["zh"]["utterances"] == 3 and by_language["en"]["utterances"] == 2
+    print(f"golden CER (zh) {by_language['zh']['base']:.3f} → {by_language['zh']['new']:.3f}; "
+          f"WER (en) {by_language['en']['base']:.3f} → {by_language['en']['new']:.3f}")
 
 
 def test_report_and_chart_are_produced_and_uploaded(trained) -> None:

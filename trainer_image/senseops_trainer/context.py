@@ -17,7 +17,7 @@ from senseops_trainer.progress import ProgressLog
 from senseops_trainer.segments import Segment
 
 # Bump when a stage's behaviour changes so old manifests stop matching.
-STAGE_CODE_VERSION = "1"
+STAGE_CODE_VERSION = "2"
 
 
 class StageFailed(RuntimeError):

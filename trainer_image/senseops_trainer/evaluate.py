@@ -97,6 +97,17 @@ def _rate_json(refs: list[str], hyps: list[str]) -> dict[str, Any]:
             "substitutions": er.substitutions, "deletions": er.deletions, "insertions": er.insertions}
 
 
+def _by_language(rows: list[dict[str, Any]], base: list[str], new: list[str]) -> dict[str, Any]:
+    """Error rates per language tag: CER for ``zh`` rows, WER for ``en`` rows (FineTuneJob metrics)."""
+    out: dict[str, Any] = {}
+    for lang in sorted({r["text_language"].strip("<|>") for r in rows}):
+        idx = [i for i, r in enumerate(rows) if r["text_language"].strip("<|>") == lang]
+        refs = [rows[i]["target"] for i in idx]
+        out[lang] = {"utterances": len(idx), "base": round(error_rate(refs, [base[i] for i in idx]).rate, 6),
+                     "new": round(error_rate(refs, [new[i] for i in idx]).rate, 6)}
+    return out
+
+
 def draw_chart(report: dict[str, Any], curve_path: Path, out: Path) -> None:
     """Loss curve (train per step, validation per epoch) and error rates base vs new per set."""
     import matplotlib
@@ -156,6 +167,7 @@ def evaluate(ctx: RunContext, base_model: Path, new_model: Path) -> dict[str, An
                 entry["base"] = _rate_json(refs, hyps_by[("base", set_name)])
                 entry["new"] = _rate_json(refs, hyps_by[("new", set_name)])
                 entry["improvement"] = round(entry["base"]["rate"] - entry["new"]["rate"], 6)
+                entry["by_language"] = _by_language(rows, hyps_by[("base", set_name)], hyps_by[("new", set_name)])
             report["sets"][set_name] = entry
         for set_name in ("golden", "val"):
             for i, row in enumerate(sets[set_name][:EXAMPLES_IN_REPORT]):
