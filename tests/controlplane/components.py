@@ -25,8 +25,9 @@ FAKE_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_LABEL = "nvidia.com/gpu.present"
 
-# Start order; `down` stops them in reverse.
+# Start order, and the stop order (clients together, then the API server, then its store).
 COMPONENT_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+STOP_STAGES = (("kwok", "kube-scheduler", "kube-controller-manager"), ("kube-apiserver",), ("etcd",))
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,9 @@ def component_commands(bin_dir: Path, layout: Layout, ports: Ports) -> dict[str,
             f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION[0]}={FAKE_NODE_ANNOTATION[1]}",
             f"--server-address=127.0.0.1:{ports.kwok}",
             f"--cidr={POD_CIDR}",
+            # Node leases, renewed every ~10 s like a kubelet's; without this flag kwok keeps none and
+            # the node lifecycle controller would rely on the slower status heartbeat alone.
+            "--node-lease-duration-seconds=40",
             "--node-ip=10.244.255.1",
         ],
     }

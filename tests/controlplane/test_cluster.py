@@ -118,6 +118,16 @@ def test_nodes_are_ready_and_gpu_node_advertises_gpus(local_cluster: ClusterHand
     assert c.GPU_RESOURCE not in nodes["kwok-cpu-0"]["status"]["allocatable"]
 
 
+def test_fake_nodes_hold_leases(local_cluster: ClusterHandle) -> None:
+    """kwok renews a Lease per node, as kubelets do, so the node lifecycle controller keeps them Ready."""
+
+    def leases() -> set[str]:
+        items = local_cluster.get_json("leases", "-n", "kube-node-lease")["items"]
+        return {lease["metadata"]["name"] for lease in items if lease["spec"].get("renewTime")}
+
+    wait_until(lambda: leases() >= {spec.name for spec in c.FAKE_NODES}, "node leases")
+
+
 def test_default_service_account_can_get_a_token(local_cluster: ClusterHandle, namespace: str) -> None:
     token = local_cluster.kubectl("create", "token", "default", "-n", namespace).stdout.strip()
     assert token.count(".") == 2  # a signed JWT: header.payload.signature

@@ -66,6 +66,13 @@ def test_etcd_and_kwok_wrapper_modules_match_pinned_versions() -> None:
     assert re.search(rf"^\s*sigs\.k8s\.io/kwok {re.escape(versions['KWOK_VERSION'])}\b", kwok, re.M)
 
 
+def test_stop_stages_cover_every_component_once_and_stop_etcd_last() -> None:
+    flat = [name for stage in c.STOP_STAGES for name in stage]
+    assert sorted(flat) == sorted(c.COMPONENT_ORDER)
+    assert c.STOP_STAGES[-1] == ("etcd",)
+    assert c.STOP_STAGES[-2] == ("kube-apiserver",)
+
+
 def test_ports_must_be_distinct() -> None:
     with pytest.raises(ValueError, match="distinct"):
         c.Ports.from_list([1000, 1000, 1001, 1002, 1003, 1004])
