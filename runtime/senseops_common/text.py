@@ -21,9 +21,10 @@ error rate — one number per set, computed with jiwer.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ import jiwer
 
 from senseops_common.sensevoice_tags import strip_tags
 
-# A small default list; deployments pass their own (one term per line) with PROFANITY_LIST_PATH / config.
+# A small default list; deployments name their own file (one term per line) in SENSEOPS_PROFANITY_LIST.
 DEFAULT_PROFANITY: tuple[str, ...] = ("fuck", "shit", "bitch", "傻逼", "操你妈", "他妈的")
 DEFAULT_MASK_CHAR = "*"
 
@@ -115,7 +116,20 @@ class NormalizeOptions:
     masker: ProfanityMasker | None = ProfanityMasker()
 
 
-DEFAULT_OPTIONS = NormalizeOptions()
+PROFANITY_LIST_ENV = "SENSEOPS_PROFANITY_LIST"
+
+
+def options_from_env(env: Mapping[str, str] | None = None) -> NormalizeOptions:
+    """Default options, with the profanity list read from the file named by ``SENSEOPS_PROFANITY_LIST``
+    when it is set (one term per line) — runtime and trainer pods mount the same ConfigMap there."""
+    env = os.environ if env is None else env
+    path = env.get(PROFANITY_LIST_ENV)
+    if not path:
+        return NormalizeOptions()
+    return NormalizeOptions(masker=ProfanityMasker(load_profanity_list(path)))
+
+
+DEFAULT_OPTIONS = options_from_env()
 
 
 def normalize_text(text: str, options: NormalizeOptions = DEFAULT_OPTIONS) -> str:

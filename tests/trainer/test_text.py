@@ -11,6 +11,7 @@ from senseops_common.text import (
     error_rate,
     load_profanity_list,
     normalize_text,
+    options_from_env,
     scoring_units,
 )
 
@@ -46,6 +47,14 @@ def test_custom_profanity_list(tmp_path) -> None:
     path.write_text("# comment\n\nbadword\n坏词\n", encoding="utf-8")
     masker = ProfanityMasker(load_profanity_list(path), mask_char="#")
     assert normalize_text("a BadWord and 坏词 here", NormalizeOptions(masker=masker)) == "a ####### and ## here"
+
+
+def test_profanity_list_from_the_environment(tmp_path) -> None:
+    path = tmp_path / "list.txt"
+    path.write_text("frobnicate\n", encoding="utf-8")
+    options = options_from_env({"SENSEOPS_PROFANITY_LIST": str(path)})
+    assert normalize_text("Frobnicate fuck", options) == "********** fuck"
+    assert options_from_env({}) == NormalizeOptions()
 
 
 UNIT_CASES = [
