@@ -177,6 +177,9 @@ class LocalCluster:
         shutil.rmtree(layout.data, ignore_errors=True)
         layout.data.mkdir(parents=True)
         layout.logs.mkdir(parents=True, exist_ok=True)
+        for name in c.COMPONENT_ORDER:  # this run's logs start empty; the previous run's stay as .prev
+            if layout.log(name).exists():
+                layout.log(name).replace(layout.log(name).with_suffix(".log.prev"))
         ports = c.Ports.from_list(free_ports(6))
         # Imported here so `down`/`status` need nothing beyond the standard library.
         from tests.controlplane.pki import generate_pki
