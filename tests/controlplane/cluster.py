@@ -35,6 +35,10 @@ class ClusterError(RuntimeError):
     """The control plane could not be started, or a component died."""
 
 
+class ComponentExited(ClusterError):
+    """A component process ended during start-up (for example: its free port was taken meanwhile)."""
+
+
 def bin_dir() -> Path:
     """Folder with the Go-built binaries: $SENSEOPS_BIN, else $SENSEOPS_CACHE/bin (where `make bins`
     builds them; the repo's .bin/ links there)."""
@@ -173,6 +177,21 @@ class LocalCluster:
 
         started = time.monotonic()
         deadline = started + timeout_s
+        # Ports are picked free but could be taken before a component binds them (other clusters start
+        # on this machine too), so a component that exits at start-up gets one fresh try.
+        for attempt in (1, 2):
+            try:
+                fresh = self._start_all(binaries, deadline)
+                break
+            except ComponentExited:
+                if attempt == 2:
+                    raise
+        fresh.ready_after_s = round(time.monotonic() - started, 1)
+        fresh.save(self.layout.state_file)
+        return fresh
+
+    def _start_all(self, binaries: Path, deadline: float) -> ClusterState:
+        """One start attempt: fresh data, certificates and ports, then every component in order."""
         layout = self.layout
         shutil.rmtree(layout.data, ignore_errors=True)
         layout.data.mkdir(parents=True)
@@ -211,8 +230,6 @@ class LocalCluster:
         except BaseException:
             self.down(keep_data=True)
             raise
-        state.ready_after_s = round(time.monotonic() - started, 1)
-        state.save(layout.state_file)
         return state
 
     def _write_kubeconfigs(self, ports: c.Ports) -> None:
@@ -242,7 +259,7 @@ class LocalCluster:
         for name, pid in state.pids.items():
             if not _pid_runs(pid, state.argv0[name]):
                 tail = self.log_tail(name, 30)
-                raise ClusterError(f"{name} exited during start-up; last log lines:\n{tail}")
+                raise ComponentExited(f"{name} exited during start-up; last log lines:\n{tail}")
 
     def _wait(self, state: ClusterState, deadline: float, what: str, check: Any) -> None:
         while True:

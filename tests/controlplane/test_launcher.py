@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from tests.controlplane import components as c
-from tests.controlplane.cluster import ClusterState, free_ports
+from tests.controlplane.cluster import ClusterState, ComponentExited, LocalCluster, free_ports
 from tests.controlplane.pki import CLIENT_IDENTITIES, generate_pki
 
 GO_DIR = c.HERE / "go"
@@ -169,3 +169,31 @@ def test_cluster_state_round_trips(tmp_path: Path) -> None:
     state.save(tmp_path / "state.json")
     assert ClusterState.load(tmp_path / "state.json") == state
     assert ClusterState.load(tmp_path / "missing.json") is None
+
+
+@pytest.mark.parametrize(("failures", "starts_ok"), [(0, True), (1, True), (2, False)])
+def test_up_gives_a_crashed_start_one_more_try(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               failures: int, starts_ok: bool) -> None:
+    bins = tmp_path / "bin"
+    bins.mkdir()
+    for name in c.COMPONENT_ORDER:
+        (bins / name).write_text("")
+    monkeypatch.setenv("SENSEOPS_BIN", str(bins))
+    attempts: list[int] = []
+
+    def start_all(self: LocalCluster, binaries: Path, deadline: float) -> ClusterState:
+        attempts.append(1)
+        if len(attempts) <= failures:
+            raise ComponentExited("etcd exited during start-up")
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        return ClusterState(root=str(self.layout.root), ports={}, pids={}, argv0={}, started_at=0.0)
+
+    monkeypatch.setattr(LocalCluster, "_start_all", start_all)
+    cluster = LocalCluster(tmp_path / "cluster")
+    if starts_ok:
+        assert cluster.up().ready_after_s is not None
+        assert cluster.layout.state_file.exists()
+    else:
+        with pytest.raises(ComponentExited):
+            cluster.up()
+    assert len(attempts) == min(failures + 1, 2)
