@@ -150,6 +150,40 @@ def test_pod_becomes_running_and_ready(local_cluster: ClusterHandle, namespace: 
     assert any(v["name"].startswith("kube-api-access-") for v in pod["spec"]["volumes"])
 
 
+def test_deployment_rolls_out_and_service_gets_endpoints(local_cluster: ClusterHandle,
+                                                         namespace: str) -> None:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "api"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "api"}},
+            "template": {"metadata": {"labels": {"app": "api"}},
+                         "spec": {"containers": [{"name": "api", "image": "registry.invalid/api:1",
+                                                  "ports": [{"containerPort": 8080}]}]}},
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "api"},
+        "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    apply(local_cluster, deployment, namespace)
+    apply(local_cluster, service, namespace)
+    local_cluster.kubectl("rollout", "status", "-n", namespace, "deployment/api", WAIT)
+    svc = local_cluster.get_json("service", "api", "-n", namespace)
+    assert svc["spec"]["clusterIP"].startswith("10.96.")
+
+    def ready_endpoints() -> int:
+        slices = local_cluster.get_json("endpointslices", "-n", namespace,
+                                        "-l", "kubernetes.io/service-name=api")["items"]
+        return sum(1 for s in slices for e in s.get("endpoints") or [] if e["conditions"].get("ready"))
+
+    wait_until(lambda: ready_endpoints() == 2, "two ready endpoints behind Service api")
+
+
 def test_job_pod_completes_and_job_is_complete(local_cluster: ClusterHandle, namespace: str) -> None:
     apply(local_cluster, job_manifest("once"), namespace)
     local_cluster.kubectl("wait", "-n", namespace, "--for=condition=Complete", "job/once", WAIT)
