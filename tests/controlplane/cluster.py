@@ -68,8 +68,7 @@ class ApiClient:
     def __init__(self, server: str, layout: c.Layout) -> None:
         pki = layout.pki
         self.server = server
-        self.context = ssl.create_default_context(cafile=str(pki.ca_cert))
-        self.context.load_cert_chain(str(pki.client_cert("admin")), str(pki.client_key("admin")))
+        self.context = _client_tls(pki.ca_cert, pki.client_cert("admin"), pki.client_key("admin"))
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
         data = None if body is None else json.dumps(body).encode()
@@ -88,16 +87,18 @@ class ApiClient:
         return json.loads(body) if status == 200 else None
 
 
+def _client_tls(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(str(cert), str(key))
+    return context
+
+
 def _healthz_ok(port: int) -> bool:
     """Controller-manager/scheduler health: /healthz on their self-signed loopback listener."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # their serving certificates are self-signed at start
-    try:
-        with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=context, timeout=3) as r:
-            return bool(r.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False
+    return _https_ok(f"https://127.0.0.1:{port}/healthz", context)
 
 
 @dataclass
@@ -212,8 +213,9 @@ class LocalCluster:
         try:
             api = ApiClient(c.apiserver_url(ports), layout)
             self._start(state, "etcd", commands["etcd"])
+            etcd_tls = _client_tls(layout.pki.ca_cert, layout.pki.etcd_client_cert, layout.pki.etcd_client_key)
             self._wait(state, deadline, "etcd /health",
-                       lambda: _http_ok(f"http://127.0.0.1:{ports.etcd_client}/health"))
+                       lambda: _https_ok(c.etcd_client_url(ports) + "/health", etcd_tls))
             self._start(state, "kube-apiserver", commands["kube-apiserver"])
             self._wait(state, deadline, "kube-apiserver /readyz",
                        lambda: api.request("GET", "/readyz")[0] == 200)
@@ -347,9 +349,9 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
 
 
-def _http_ok(url: str) -> bool:
+def _https_ok(url: str, context: ssl.SSLContext) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=3) as resp:
+        with urllib.request.urlopen(url, context=context, timeout=3) as resp:
             return bool(resp.status == 200)
     except (OSError, urllib.error.URLError):
         return False

@@ -53,6 +53,22 @@ class PkiPaths:
         return self.root / "apiserver.key"
 
     @property
+    def etcd_cert(self) -> Path:
+        return self.root / "etcd.crt"
+
+    @property
+    def etcd_key(self) -> Path:
+        return self.root / "etcd.key"
+
+    @property
+    def etcd_client_cert(self) -> Path:
+        return self.root / "apiserver-etcd-client.crt"
+
+    @property
+    def etcd_client_key(self) -> Path:
+        return self.root / "apiserver-etcd-client.key"
+
+    @property
     def service_account_key(self) -> Path:
         return self.root / "sa.key"
 
@@ -142,6 +158,10 @@ class Layout:
         return self.logs / f"{component}.log"
 
 
+def etcd_client_url(ports: Ports) -> str:
+    return f"https://127.0.0.1:{ports.etcd_client}"
+
+
 def apiserver_url(ports: Ports) -> str:
     return f"https://127.0.0.1:{ports.apiserver}"
 
@@ -169,8 +189,8 @@ def kubeconfig_yaml(server: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes,
 def component_commands(bin_dir: Path, layout: Layout, ports: Ports) -> dict[str, list[str]]:
     """The command line of each component. Every listener is bound to 127.0.0.1."""
     pki = layout.pki
-    etcd_url = f"http://127.0.0.1:{ports.etcd_client}"
-    peer_url = f"http://127.0.0.1:{ports.etcd_peer}"
+    etcd_url = etcd_client_url(ports)
+    peer_url = f"https://127.0.0.1:{ports.etcd_peer}"
     cm_kubeconfig = str(layout.component_kubeconfig("controller-manager"))
     sched_kubeconfig = str(layout.component_kubeconfig("scheduler"))
     return {
@@ -184,6 +204,14 @@ def component_commands(bin_dir: Path, layout: Layout, ports: Ports) -> dict[str,
             f"--initial-advertise-peer-urls={peer_url}",
             f"--initial-cluster=senseops={peer_url}",
             "--initial-cluster-state=new",
+            f"--cert-file={pki.etcd_cert}",
+            f"--key-file={pki.etcd_key}",
+            f"--trusted-ca-file={pki.ca_cert}",
+            "--client-cert-auth=true",
+            f"--peer-cert-file={pki.etcd_cert}",
+            f"--peer-key-file={pki.etcd_key}",
+            f"--peer-trusted-ca-file={pki.ca_cert}",
+            "--peer-client-cert-auth=true",
             # A throwaway test store: durability is not worth the fsync latency on a shared disk.
             "--unsafe-no-fsync=true",
             "--log-level=warn",
@@ -191,6 +219,9 @@ def component_commands(bin_dir: Path, layout: Layout, ports: Ports) -> dict[str,
         "kube-apiserver": [
             str(bin_dir / "kube-apiserver"),
             f"--etcd-servers={etcd_url}",
+            f"--etcd-cafile={pki.ca_cert}",
+            f"--etcd-certfile={pki.etcd_client_cert}",
+            f"--etcd-keyfile={pki.etcd_client_key}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
             f"--secure-port={ports.apiserver}",

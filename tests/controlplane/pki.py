@@ -114,13 +114,13 @@ def generate_pki(root: Path, service_ip: str) -> PkiPaths:
     _write_key(paths.ca_key, ca_key)
     _write_cert(paths.ca_cert, ca_cert)
 
-    def issue(subject: x509.Name, usage: x509.ObjectIdentifier,
+    def issue(subject: x509.Name, usages: list[x509.ObjectIdentifier],
               san: list[x509.GeneralName] | None) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         key = ec.generate_private_key(ec.SECP256R1())
         builder = (
             _builder(subject, ca_name, key.public_key(), now)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
             )
@@ -131,12 +131,24 @@ def generate_pki(root: Path, service_ip: str) -> PkiPaths:
 
     san: list[x509.GeneralName] = [x509.DNSName(name) for name in APISERVER_DNS_NAMES]
     san += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", service_ip)]
-    key, cert = issue(_name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, san)
+    key, cert = issue(_name("kube-apiserver"), [ExtendedKeyUsageOID.SERVER_AUTH], san)
     _write_key(paths.apiserver_key, key)
     _write_cert(paths.apiserver_cert, cert)
 
+    # etcd serves clients and its (single) peer listener with one certificate, and only accepts
+    # clients holding a certificate from this CA: the API server's etcd-client identity.
+    loopback: list[x509.GeneralName] = [x509.DNSName("localhost"),
+                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    key, cert = issue(_name("etcd"), [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+                      loopback)
+    _write_key(paths.etcd_key, key)
+    _write_cert(paths.etcd_cert, cert)
+    key, cert = issue(_name("kube-apiserver-etcd-client"), [ExtendedKeyUsageOID.CLIENT_AUTH], None)
+    _write_key(paths.etcd_client_key, key)
+    _write_cert(paths.etcd_client_cert, cert)
+
     for identity in CLIENT_IDENTITIES:
-        key, cert = issue(_name(identity.user, identity.groups), ExtendedKeyUsageOID.CLIENT_AUTH, None)
+        key, cert = issue(_name(identity.user, identity.groups), [ExtendedKeyUsageOID.CLIENT_AUTH], None)
         _write_key(paths.client_key(identity.file_stem), key)
         _write_cert(paths.client_cert(identity.file_stem), cert)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -233,8 +235,26 @@ def test_deleting_a_pod_removes_it(local_cluster: ClusterHandle, namespace: str)
     assert result.returncode != 0 and "NotFound" in result.stderr
 
 
-@pytest.mark.skipif(bool(os.environ.get("SENSEOPS_KUBECONFIG")),
-                    reason="the session reuses an external cluster; its launcher state is not ours")
+EXTERNAL = pytest.mark.skipif(bool(os.environ.get("SENSEOPS_KUBECONFIG")),
+                              reason="the session reuses an external cluster; its launcher state is not ours")
+
+
+@EXTERNAL
+def test_etcd_refuses_clients_without_a_certificate(local_cluster: ClusterHandle) -> None:
+    root = local_cluster.kubeconfig.parent
+    state = json.loads((root / "state.json").read_text())
+    pki = c.Layout(root).pki
+    url = f"https://127.0.0.1:{state['ports']['etcd_client']}/health"
+    without_cert = ssl.create_default_context(cafile=str(pki.ca_cert))
+    with pytest.raises((ssl.SSLError, OSError)):
+        urllib.request.urlopen(url, context=without_cert, timeout=5).read()
+    with_cert = ssl.create_default_context(cafile=str(pki.ca_cert))
+    with_cert.load_cert_chain(str(pki.etcd_client_cert), str(pki.etcd_client_key))
+    with urllib.request.urlopen(url, context=with_cert, timeout=5) as resp:
+        assert json.loads(resp.read())["health"] == "true"
+
+
+@EXTERNAL
 def test_status_command_sees_the_running_cluster(local_cluster: ClusterHandle) -> None:
     root = local_cluster.kubeconfig.parent
     out = subprocess.run([sys.executable, "-m", "tests.controlplane", "status", "--root", str(root)],
