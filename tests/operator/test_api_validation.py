@@ -78,6 +78,31 @@ def test_valid_objects_of_every_kind_are_accepted(crds_installed, namespace: str
         crds_installed.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(obj))
 
 
+@pytest.mark.parametrize("make", [asr_model, fine_tune_job, rollout], ids=lambda f: f.__name__)
+def test_updates_that_keep_the_spec_are_accepted(crds_installed, namespace: str, make) -> None:  # type: ignore[no-untyped-def]
+    """Immutability rules must not block what controllers do: labels, finalizers, status writes."""
+    obj = make(f"upd-{secrets.token_hex(3)}")
+    name, kind = obj["metadata"]["name"], obj["kind"].lower()
+    crds_installed.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(obj))
+    crds_installed.kubectl("label", kind, name, "-n", namespace, "team=asr")
+    crds_installed.kubectl("patch", kind, name, "-n", namespace, "--type=merge",
+                           "-p", '{"metadata": {"finalizers": ["senseops.dev/finalizer"]}}')
+    crds_installed.kubectl("patch", kind, name, "-n", namespace, "--subresource=status", "--type=merge",
+                           "-p", '{"status": {"phase": "Pending", "observedGeneration": 1}}')
+    got = crds_installed.get_json(kind, name, "-n", namespace)
+    assert got["metadata"]["labels"]["team"] == "asr" and got["status"]["phase"] == "Pending"
+    crds_installed.kubectl("patch", kind, name, "-n", namespace, "--type=merge",
+                           "-p", '{"metadata": {"finalizers": null}}')
+
+
+def test_finetunejob_run_policy_may_change(crds_installed, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    job = fine_tune_job("suspendable")
+    crds_installed.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(job))
+    crds_installed.kubectl("patch", "finetunejob", "suspendable", "-n", namespace, "--type=merge",
+                           "-p", '{"spec": {"runPolicy": {"suspend": true}}}')
+    assert crds_installed.get_json("finetunejob", "suspendable", "-n", namespace)["spec"]["runPolicy"]["suspend"]
+
+
 def test_at_least_thirty_invalid_cases_cover_every_kind() -> None:
     assert len(CASES) >= 30
     assert {c.id.split("-")[0] for c in CASES} == {"asr", "ftj", "ro"}

@@ -90,6 +90,8 @@ def world(local_cluster, minio_server, tmp_path_factory) -> Iterator[World]:  # 
                                minio_server.store_env()).start()
     yield World(local_cluster, namespace, operator, bucket, f"s3://{bucket}/models/tiny/v1/", digest, size,
                 f"s3://{bucket}/models/tiny/v1.onnx", single.sha256 or "")
+    # kopf keeps a finalizer on objects with timers: delete them while the operator still runs.
+    local_cluster.kubectl("delete", "asr", "--all", "-n", namespace, "--timeout=60s")
     operator.stop()
     local_cluster.kubectl("delete", "namespace", namespace, "--wait=false")
 

@@ -19,7 +19,6 @@ PLURAL = "rollouts"
 @kopf.on.resume(c.GROUP, c.VERSION, PLURAL)
 @kopf.on.create(c.GROUP, c.VERSION, PLURAL)
 @kopf.on.update(c.GROUP, c.VERSION, PLURAL, field="spec")
-@kopf.timer(c.GROUP, c.VERSION, PLURAL, interval=decide.RECHECK_SECONDS, initial_delay=decide.RECHECK_SECONDS)
 async def reconcile(
     spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, namespace: str, body: kopf.Body,
     patch: kopf.Patch, memo: kopf.Memo, **_: Any,
@@ -29,3 +28,13 @@ async def reconcile(
         phases = await asyncio.to_thread(model_phases, memo.custom_api, namespace, names)
         observation = decide.RolloutObservation(generation=int(meta.get("generation") or 0), model_phases=phases)
         record(decide.decide(dict(spec), dict(status), observation, datetime.now(UTC)), body, patch)
+
+
+# A separate function (kopf keys progress by handler id): re-resolve the referenced models periodically,
+# since an ASRModel becoming Ready does not change this object.
+@kopf.timer(c.GROUP, c.VERSION, PLURAL, interval=decide.RECHECK_SECONDS, initial_delay=decide.RECHECK_SECONDS)
+async def recheck(
+    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, namespace: str, body: kopf.Body,
+    patch: kopf.Patch, memo: kopf.Memo, **_: Any,
+) -> None:
+    await reconcile(spec=spec, status=status, meta=meta, namespace=namespace, body=body, patch=patch, memo=memo)

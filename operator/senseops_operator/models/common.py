@@ -42,6 +42,17 @@ def rules(*entries: dict[str, str]) -> dict[str, Any]:
 
 IMMUTABLE = rules(cel("self == oldSelf", "is immutable after creation; create a new object instead"))
 
+# `default: {}` on an optional sub-object makes the API server fill in its fields' defaults even when the
+# user omits it (the Kubernetes idiom), so stored objects always carry the effective settings.
+DEFAULT_EMPTY_OBJECT: dict[str, Any] = {"default": {}}
+
+
+def unchanged(*fields: str) -> str:
+    """CEL (transition rule) that is true when none of `fields` was added, removed or changed."""
+    return " && ".join(
+        f"has(self.{f}) == has(oldSelf.{f}) && (!has(self.{f}) || self.{f} == oldSelf.{f})" for f in fields
+    )
+
 Name = Annotated[str, Field(min_length=1, max_length=c.MAX_NAME_LENGTH, pattern=c.DNS_LABEL_PATTERN)]
 Quantity = Annotated[str, Field(max_length=32, pattern=c.QUANTITY_PATTERN)]
 ConditionStatus = Literal["True", "False", "Unknown"]

@@ -7,7 +7,23 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from senseops_operator import constants as c
-from senseops_operator.models.common import ApiModel, Name, ObjectRef, Quantity, StatusBase, cel, rules
+from senseops_operator.models.common import (
+    DEFAULT_EMPTY_OBJECT,
+    ApiModel,
+    Name,
+    ObjectRef,
+    Quantity,
+    StatusBase,
+    cel,
+    rules,
+    unchanged,
+)
+
+# Everything but runPolicy is fixed once the job exists: a changed recipe is a different training run.
+IMMUTABLE_SPEC_FIELDS = (
+    "baseModel", "dataset", "hyperparameters", "resources", "placement", "output", "image", "evaluationGate",
+    "trainerImage",
+)
 
 AnchorId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -35,7 +51,8 @@ class FilterThresholds(ApiModel):
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": rules(
-            cel("self.minDurationSeconds < self.maxDurationSeconds",
+            cel("!has(self.minDurationSeconds) || !has(self.maxDurationSeconds)"
+                " || self.minDurationSeconds < self.maxDurationSeconds",
                 "filters.minDurationSeconds must be below filters.maxDurationSeconds")
         )
     }
@@ -66,8 +83,8 @@ class DatasetSelection(ApiModel):
     anchor_ids: list[AnchorId] = Field(min_length=1, max_length=c.MAX_ANCHORS, description="Streamers to include.")
     window: TimeWindow | None = None
     min_hours: float = Field(default=3.0, ge=0, le=10_000, description="Wait until this much audio passed filters.")
-    filters: FilterThresholds = Field(default_factory=FilterThresholds)
-    held_out: HeldOut = Field(default_factory=HeldOut)
+    filters: FilterThresholds = Field(default_factory=FilterThresholds, json_schema_extra=DEFAULT_EMPTY_OBJECT)
+    held_out: HeldOut = Field(default_factory=HeldOut, json_schema_extra=DEFAULT_EMPTY_OBJECT)
 
 
 class Hyperparameters(ApiModel):
@@ -129,10 +146,7 @@ class FineTuneJobSpec(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": rules(
             cel(
-                "self.baseModel == oldSelf.baseModel && self.dataset == oldSelf.dataset"
-                " && self.hyperparameters == oldSelf.hyperparameters && self.output == oldSelf.output"
-                " && self.resources == oldSelf.resources && self.evaluationGate == oldSelf.evaluationGate"
-                " && has(self.image) == has(oldSelf.image) && (!has(self.image) || self.image == oldSelf.image)",
+                unchanged(*IMMUTABLE_SPEC_FIELDS),
                 "spec is immutable after creation (only runPolicy may change); create a new FineTuneJob",
             ),
             cel(
@@ -145,13 +159,13 @@ class FineTuneJobSpec(ApiModel):
 
     base_model: ObjectRef
     dataset: DatasetSelection
-    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
-    resources: Resources = Field(default_factory=Resources)
-    placement: Placement = Field(default_factory=Placement)
-    run_policy: RunPolicy = Field(default_factory=RunPolicy)
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters, json_schema_extra=DEFAULT_EMPTY_OBJECT)
+    resources: Resources = Field(default_factory=Resources, json_schema_extra=DEFAULT_EMPTY_OBJECT)
+    placement: Placement = Field(default_factory=Placement, json_schema_extra=DEFAULT_EMPTY_OBJECT)
+    run_policy: RunPolicy = Field(default_factory=RunPolicy, json_schema_extra=DEFAULT_EMPTY_OBJECT)
     output: OutputNaming
     image: ImageBuildTarget | None = None
-    evaluation_gate: EvaluationGate = Field(default_factory=EvaluationGate)
+    evaluation_gate: EvaluationGate = Field(default_factory=EvaluationGate, json_schema_extra=DEFAULT_EMPTY_OBJECT)
     trainer_image: str = Field(default=c.DEFAULT_TRAINER_IMAGE, max_length=512, pattern=c.IMAGE_REF_PATTERN)
 
 

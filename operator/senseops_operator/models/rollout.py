@@ -130,7 +130,8 @@ class RolloutSpec(ApiModel):
                 field_path=".steps",
             ),
             cel(
-                "!self.steps.exists(s, has(s.analysis)) || (has(self.analysis) && size(self.analysis.metrics) > 0)",
+                "!self.steps.exists(s, has(s.analysis))"
+                " || (has(self.analysis) && has(self.analysis.metrics) && size(self.analysis.metrics) > 0)",
                 "analysis steps need spec.analysis.metrics",
                 field_path=".analysis",
             ),
