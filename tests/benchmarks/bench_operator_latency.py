@@ -36,9 +36,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between creates")
+    parser.add_argument("--cluster-root", type=Path, default=ROOT / ".cluster",
+                        help="control plane folder (started there unless already running)")
     args = parser.parse_args()
 
-    cluster = LocalCluster(ROOT / ".cluster")
+    cluster = LocalCluster(args.cluster_root)
     started_cluster = False
     if not cluster.status().get("readyz"):
         cluster.up()
@@ -92,6 +94,9 @@ def main() -> int:
         created[name] = time.monotonic()
         time.sleep(args.interval)
     done.wait(timeout=300)
+    # kopf keeps a finalizer on objects with timers: remove them while the operator still runs.
+    api.delete_collection_namespaced_custom_object("senseops.dev", "v1alpha1", ns, "asrmodels")
+    time.sleep(5)
     operator.stop()
     core.delete_namespace(ns)
     if started_cluster:
