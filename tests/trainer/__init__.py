@@ -1,0 +1,1 @@
+"""Trainer tests (issue 5)."""
