@@ -48,6 +48,8 @@ test-fast: venv ## only the tests that need no cluster and no model
 
 demo: deps ## the main job: control plane + CRDs + operator + samples, then runtime and trainer demos
 	$(PY) scripts/demo.py
+	$(MAKE) --no-print-directory demo-runtime
+	$(MAKE) --no-print-directory train-demo
 
 demo-down: ## stop what `make demo` left running
 	$(PY) scripts/demo.py down

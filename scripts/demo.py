@@ -32,8 +32,11 @@ def say(text: str) -> None:
 
 
 def kubectl(*args: str, input: str | None = None, check: bool = True) -> str:
-    result = subprocess.run(["kubectl", f"--kubeconfig={KUBECONFIG}", *args], input=input, text=True,
-                            capture_output=True)
+    # A discovery cache per cluster: a new cluster can reuse an old one's port, and kubectl's default
+    # cache (keyed by host:port) would then hide our freshly installed CRDs.
+    cache = ROOT / ".cluster" / "kubectl-cache"
+    result = subprocess.run(["kubectl", f"--kubeconfig={KUBECONFIG}", f"--cache-dir={cache}", *args],
+                            input=input, text=True, capture_output=True)
     if check and result.returncode != 0:
         sys.exit(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
     return result.stdout
@@ -46,6 +49,7 @@ def cluster_up() -> None:
         say("local control plane already running")
         return
     say("starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
+    shutil.rmtree(ROOT / ".cluster" / "kubectl-cache", ignore_errors=True)
     subprocess.run([sys.executable, "-m", "tests.controlplane", "up"], cwd=ROOT, check=True)
 
 
@@ -133,9 +137,12 @@ def main() -> int:
     print(f"   {uri}\n   sha256 {sha} ({size} bytes)")
     start_operator()
     say(f"applying manifests/samples/ to namespace {NAMESPACE}")
-    for doc in samples(uri, sha, size):
+    model, *others = samples(uri, sha, size)
+    print("   " + kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(model)).strip())
+    wait_reconciled()  # the job and the rollout reference the model: let it be verified first
+    for doc in others:
         print("   " + kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(doc)).strip())
-    wait_reconciled()
+    time.sleep(3)
     say(f"kubectl get asr -n {NAMESPACE}")
     print(kubectl("get", "asr", "-n", NAMESPACE))
     say("conditions")
