@@ -20,6 +20,7 @@ OPTIONS_TIMEOUT_S = 10.0  # how long the server waits for the first message
 MAX_OPTIONS_BYTES = 4_096
 PARTIAL_INTERVAL_S = 0.3  # audio time between partial decodes of the open segment
 PARTIAL_WINDOW_S = 8.0  # partials decode at most this much of the open segment's tail
+PARTIAL_MAX_BACKLOG = 4  # skip a partial while this many decodes already wait (finals come first)
 REALTIME_BURST_S = 10.0  # a client may run this far ahead of real time (replay after reconnect)
 REALTIME_CLOSE_AHEAD_S = 30.0  # ...and is closed beyond this
 

@@ -61,6 +61,7 @@ class ClientResult:
     final_latencies: list[float] = field(default_factory=list)
     missed: int = 0
     close_code: int | None = None
+    close_reason: str = ""
 
 
 def plan_client(utterances: int, rng: random.Random, clips: list[np.ndarray]) -> ClientPlan:
@@ -87,7 +88,7 @@ async def run_client(url: str, token: str, plan: ClientPlan) -> ClientResult:
         realtime=True,
         on_frame_sent=lambda index, at: sent_at.append(at),
     )
-    result = ClientResult(close_code=outcome.close_code)
+    result = ClientResult(close_code=outcome.close_code, close_reason=outcome.close_reason)
     samples_per_frame = SAMPLE_RATE * FRAME_MS // 1000
     for start, end in plan.speech_spans:
         # The final(s) overlapping this utterance; the last of them completes it.
@@ -188,6 +189,7 @@ async def run_level(server: RuntimeServer, secret: str, clients: int, utterances
         "finals": len(finals),
         "missed": sum(r.missed for r in results),
         "bad_closes": sum(1 for r in results if r.close_code != 1000),
+        "close_reasons": sorted({f"{r.close_code} {r.close_reason}" for r in results if r.close_code != 1000}),
         "cpu": cpu,
         "rss": peak_rss,
     }

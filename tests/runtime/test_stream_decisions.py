@@ -89,6 +89,11 @@ def test_throttle(audio_s: float, elapsed_s: float, expected: object) -> None:
         assert verdict == expected
 
 
+def test_partial_skipped_while_decodes_are_backed_up() -> None:
+    assert partial_due(True, True, False, 9000, 4800, decode_backlog=3, max_backlog=4)
+    assert not partial_due(True, True, False, 9000, 4800, decode_backlog=4, max_backlog=4)
+
+
 @pytest.mark.parametrize(
     ("open_", "confirmed", "in_flight", "since", "due"),
     [

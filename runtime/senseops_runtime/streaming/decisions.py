@@ -121,14 +121,22 @@ def partial_due(
     partial_in_flight: bool,
     samples_since_last_partial: int,
     interval_samples: int,
+    decode_backlog: int = 0,
+    max_backlog: int = limits.PARTIAL_MAX_BACKLOG,
 ) -> bool:
     """Should the open segment be re-decoded for a partial now?
 
     Only a confirmed speech segment gets partials, at most one in flight per session (a late partial is
     superseded, never queued behind another), and at most one per ``interval_samples`` of new audio.
+    Partials are best effort: while ``decode_backlog`` jobs already wait for the model they are skipped,
+    so finals are not delayed behind them when the server is busy.
     """
     return (
-        segment_open and segment_confirmed and not partial_in_flight and samples_since_last_partial >= interval_samples
+        segment_open
+        and segment_confirmed
+        and not partial_in_flight
+        and samples_since_last_partial >= interval_samples
+        and decode_backlog < max_backlog
     )
 
 

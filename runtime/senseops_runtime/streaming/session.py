@@ -252,6 +252,7 @@ class StreamSession:
             partial_in_flight=seg.partial_in_flight,
             samples_since_last_partial=self.vad_pos - seg.confirmed_sent_partial_at,
             interval_samples=self.interval_samples,
+            decode_backlog=self.scheduler.depth,
         ):
             return
         lo, hi = partial_window(self.vad_pos - seg.start, self.window_samples)
