@@ -7,8 +7,8 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from senseops_common.storage import verify_object
 
+from senseops_common.storage import verify_object
 from senseops_operator import constants as c
 from senseops_operator.decide.asrmodel import ArtifactCheck
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from senseops_operator import crdgen
 from senseops_operator.kinds import ALL_KINDS
 from senseops_operator.models import ASRModelSpec, FineTuneJobSpec, RolloutSpec

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from senseops_operator.constants import REVERIFY_ARTIFACT_SECONDS
 from senseops_operator.decide.asrmodel import (
     TRANSIENT_RETRY_SECONDS,

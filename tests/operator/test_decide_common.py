@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from senseops_operator.decide.common import condition, merge_conditions, timestamp, transitions
 
 T0 = datetime(2026, 11, 24, 8, 0, 0, tzinfo=UTC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from senseops_operator.decide import finetunejob, rollout
 from senseops_operator.decide.common import find_condition
 from senseops_operator.decide.references import models_resolved

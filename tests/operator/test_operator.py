@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from senseops_common.storage import StoreConfig, local_directory_manifest, open_store
 
+from senseops_common.storage import StoreConfig, local_directory_manifest, open_store
 from tests.operator.cases import asr_model, fine_tune_job, rollout
 from tests.operator.operator_process import OperatorProcess
 
