@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import yaml
+
 from senseops_common.storage import local_directory_manifest
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from kubernetes import client, config, watch
-from senseops_common.storage import local_directory_manifest
 
+from senseops_common.storage import local_directory_manifest
 from tests.controlplane.cluster import LocalCluster
 from tests.operator.operator_process import OperatorProcess
 
