@@ -8,7 +8,9 @@ noise. Clips of 5, 10 and 30 s are espeak-ng speech (the known sentences, repeat
 Every method runs in this one process on the same weights: ``funasr-generate`` is
 ``AutoModel.generate`` (FunASR's own path), ``torch`` is our torch engine (FunASR modules, best-path
 graph), ``onnx-fp32``/``onnx-int8`` are ONNX Runtime on our export. RTF = decode seconds / audio
-seconds (features included), median of ``--repeats`` runs after one warm-up run. Prints a table.
+seconds (features included); each method runs once per round, round-robin, after a warm-up run;
+the table shows the median and the best of ``--repeats`` rounds (the best is the least disturbed by
+other processes on a shared machine).
 """
 
 from __future__ import annotations
@@ -49,17 +51,6 @@ def make_clip(seconds: float) -> np.ndarray:
     return np.concatenate(pieces)[: int(seconds * SAMPLE_RATE)]
 
 
-def median_seconds(run: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``repeats`` calls after one warm-up call."""
-    run()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def cpu_name() -> str:
     """The CPU model from /proc/cpuinfo (for the table header)."""
     try:
@@ -77,7 +68,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=cache / "models" / "fullsize-random-seed0")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--durations", default="5,10,30", help="clip lengths in seconds, comma separated")
     parser.add_argument(
         "--methods", default="funasr-generate,torch,onnx-fp32,onnx-int8", help="comma separated subset"
@@ -101,38 +92,51 @@ def main() -> int:
     durations = [float(d) for d in args.durations.split(",")]
     clips = {d: make_clip(d) for d in durations}
     options = DecodeOptions(language="auto", itn=True)
-    results: dict[str, dict[float, float]] = {}
-    torch_engine = None
+    engines: dict[str, Any] = {}
     for method in methods:
         backend = "torch" if method == "funasr-generate" else method
-        if backend == "torch" and torch_engine is not None:
-            engine = torch_engine
-        else:
+        if backend not in engines:
             model_dir = args.model_dir if backend == "torch" else onnx_dir
-            engine = load_engine(model_dir, backend, threads=args.threads, warm_up=True)
-            if backend == "torch":
-                torch_engine = engine
-        results[method] = {}
-        for seconds, clip in clips.items():
-            if method == "funasr-generate":
-                def run(clip: np.ndarray = clip, engine: Any = engine) -> object:
-                    return engine.funasr_generate(clip, options)
-            else:
-                def run(clip: np.ndarray = clip, engine: Any = engine) -> object:
-                    return engine.transcribe(clip, options)
-            results[method][seconds] = median_seconds(run, args.repeats) / seconds
-            print(f"  {method:16s} {seconds:4.0f} s clip: RTF {results[method][seconds]:.4f}", flush=True)
+            engines[backend] = load_engine(model_dir, backend, threads=args.threads, warm_up=True)
 
+    def runner(method: str, clip: np.ndarray) -> Callable[[], object]:
+        if method == "funasr-generate":
+            return lambda: engines["torch"].funasr_generate(clip, options)
+        return lambda: engines[method].transcribe(clip, options)
+
+    # Round-robin over methods inside each repeat, so a burst of load from other processes on a shared
+    # machine hits every method alike instead of whichever happened to be running.
+    samples: dict[tuple[str, float], list[float]] = {(m, d): [] for m in methods for d in durations}
+    for method in methods:
+        for seconds in durations:
+            runner(method, clips[seconds])()  # warm-up (allocator, caches) per shape
+    for round_index in range(args.repeats):
+        for seconds in durations:
+            for method in methods:
+                run = runner(method, clips[seconds])
+                started = time.perf_counter()
+                run()
+                samples[(method, seconds)].append((time.perf_counter() - started) / seconds)
+        print(f"  round {round_index + 1}/{args.repeats} done", flush=True)
+
+    torch_engine = engines.get("torch")
     parameters = sum(p.numel() for p in torch_engine.auto_model.model.parameters()) if torch_engine else 0
+    load = os.getloadavg()
     print()
     print(f"Offline RTF (lower is better) — full-size SenseVoice-Small, random init, {parameters / 1e6:.0f} M params")
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs, {args.threads} threads; median of {args.repeats}")
-    header = "| clip | " + " | ".join(methods) + " |"
-    print(header)
+    print(
+        f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs, {args.threads} threads; {args.repeats} rounds; "
+        f"load average at end {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
+    )
+    print("Each cell: median / best of the rounds.")
+    print("| clip | " + " | ".join(methods) + " |")
     print("|" + "---|" * (len(methods) + 1))
     for seconds in durations:
-        row = " | ".join(f"{results[m][seconds]:.4f}" for m in methods)
-        print(f"| {seconds:.0f} s | {row} |")
+        cells = []
+        for method in methods:
+            values = samples[(method, seconds)]
+            cells.append(f"{statistics.median(values):.4f} / {min(values):.4f}")
+        print(f"| {seconds:.0f} s | " + " | ".join(cells) + " |")
     return 0
 
 

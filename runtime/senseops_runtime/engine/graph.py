@@ -83,14 +83,23 @@ def export_onnx(sensevoice: Any, out_path: Path) -> Path:
 
 def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool = True) -> Path:
     """Dynamic int8 quantisation of every MatMul weight (activations quantised per call)."""
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        model_input=str(fp32_path),
-        model_output=str(int8_path),
-        op_types_to_quantize=["MatMul"],
-        per_channel=per_channel,
-        reduce_range=False,
-        weight_type=QuantType.QInt8,
-    )
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(max(previous, logging.WARNING))  # the quantizer logs an INFO line per tensor
+    try:
+        # Signed int8 weights with uint8 activations: the u8s8 path that VNNI/AMX accelerate.
+        quantize_dynamic(
+            model_input=str(fp32_path),
+            model_output=str(int8_path),
+            op_types_to_quantize=["MatMul"],
+            per_channel=per_channel,
+            reduce_range=False,
+            weight_type=QuantType.QInt8,
+        )
+    finally:
+        root.setLevel(previous)
     return int8_path

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 import yaml
-from senseops_common.sensevoice_tags import parse_sensevoice
 
+from senseops_common.sensevoice_tags import parse_sensevoice
 from senseops_runtime.engine.base import DecodeOptions, Transcript
 from senseops_runtime.engine.ctc import greedy_decode
 from senseops_runtime.engine.features import Frontend, FrontendConfig, load_cmvn
