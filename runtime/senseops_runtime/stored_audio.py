@@ -17,7 +17,6 @@ from senseops_common.storage import (
     parse_uri,
     resolve,
 )
-
 from senseops_runtime.audio_input import AudioInputError
 
 

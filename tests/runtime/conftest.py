@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from senseops_runtime.auth import AuthConfig, issue_token
 
+from senseops_runtime.auth import AuthConfig, issue_token
 from tests.runtime.server import TEST_SECRET, RuntimeServer
 from tests.servers.minio import MinioServer
 

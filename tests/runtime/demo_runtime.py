@@ -20,7 +20,6 @@ sys.path[:0] = [str(REPO), str(REPO / "runtime")]
 
 from senseops_common import speech  # noqa: E402
 from senseops_common.testmodel import KNOWN_SENTENCES, ensure_tiny_model  # noqa: E402
-
 from tests.runtime.server import RuntimeServer  # noqa: E402
 
 SENTENCES = [s for s in KNOWN_SENTENCES if s.text in ("welcome to the live stream", "今天天气很好")]

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
+
 from senseops_common import speech
 from senseops_common.testmodel import KNOWN_SENTENCES, KnownSentence
 from senseops_runtime.client import StreamOutcome, pcm_frames, stream_pcm

@@ -10,6 +10,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from senseops_runtime.auth import AuthConfig, AuthRefusal, Principal, issue_token, verify_token
 
 NOW = 1_800_000_000.0

@@ -36,8 +36,9 @@ def test_frame_check_accepts_exactly_even_sizes_within_the_bound(size: int) -> N
 
 @settings(max_examples=400, deadline=None)
 @given(
-    st.sampled_from(["", "/", "file://", "http://", "https://", "s3://", "cos://", "S3://", "ftp://", "s3:/", "../"])
-    .flatmap(lambda prefix: st.text(max_size=60).map(lambda rest: prefix + rest))
+    st.sampled_from(
+        ["", "/", "file://", "http://", "https://", "s3://", "cos://", "S3://", "ftp://", "s3:/", "../"]
+    ).flatmap(lambda prefix: st.text(max_size=60).map(lambda rest: prefix + rest))
 )
 def test_stored_audio_only_ever_accepts_allowed_s3_objects(path: str) -> None:
     result = check_audio_source(path, ALLOWED)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from senseops_runtime.quotas import Admitted, QuotaLedger, QuotaPolicy, QuotaRefusal, admit_stream, audio_allowance
 
 POLICY = QuotaPolicy(max_streams_per_subject=2, audio_seconds_per_day=60.0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
+
 from senseops_common.storage import open_store
 from senseops_common.storage.config import StoreConfig
-
 from tests.runtime.conftest import AUDIO_PREFIX, make_token
 from tests.runtime.helpers import ENGLISH, MANDARIN, sentence_wav
 from tests.runtime.server import RuntimeServer

@@ -10,10 +10,10 @@ import time
 
 import httpx
 import soundfile as sf
+
 from senseops_common.layout import SegmentRecord
 from senseops_common.storage import open_store
 from senseops_common.storage.config import StoreConfig
-
 from tests.runtime.conftest import make_token
 from tests.runtime.helpers import ENGLISH, MANDARIN, stream, utterance_pcm
 from tests.runtime.server import RuntimeServer, wait_until

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+
 from senseops_runtime.engine.base import DecodeOptions, Transcript
 from senseops_runtime.scheduler import DecodeScheduler, Overloaded, Priority
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from senseops_runtime.engine.base import DecodeOptions
 from senseops_runtime.streaming.decisions import (
     Accept,
