@@ -45,10 +45,16 @@ class _Job:
 
 
 def pick_batch(queue: list[_Job], max_batch: int) -> list[_Job]:
-    """Pop the most urgent job and up to ``max_batch - 1`` more of the same priority (heap order kept)."""
+    """Pop the most urgent job and up to ``max_batch - 1`` more of the same priority (heap order kept).
+
+    Partials are never batched: a batch is padded to its longest clip and cannot be interrupted, so a
+    batch of partials would hold up the next final for several partial decodes; one partial at a time
+    bounds that wait to a single (window-capped) decode.
+    """
     first = heapq.heappop(queue)
     batch = [first]
-    while queue and len(batch) < max_batch and queue[0].priority == first.priority:
+    limit = 1 if first.priority == Priority.PARTIAL else max_batch
+    while queue and len(batch) < limit and queue[0].priority == first.priority:
         batch.append(heapq.heappop(queue))
     return batch
 

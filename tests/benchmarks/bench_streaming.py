@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import random
 import secrets
@@ -209,6 +210,7 @@ def ensure_model(model_dir: Path, backend: str) -> Path:
 
 
 def main() -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /metrics scrape otherwise
     cache = Path(os.environ.get("SENSEOPS_CACHE", Path.home() / ".cache" / "senseops"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=cache / "models" / "fullsize-random-seed0")

@@ -56,8 +56,8 @@ async def test_priorities_and_batching() -> None:
     finals = [scheduler.submit(clip(100 + i), OPTIONS, Priority.FINAL) for i in range(3)]
     results = await asyncio.gather(blocker, *partials, *finals)
     assert [r.text for r in results] == ["1", "10", "11", "12", "100", "101", "102"]
-    # Finals first (in order, two per call), then partials; never mixed in one call.
-    assert engine.batches == [[1], [100, 101], [102], [10, 11], [12]]
+    # Finals first (in order, two per call), then partials one at a time; kinds never mixed in one call.
+    assert engine.batches == [[1], [100, 101], [102], [10], [11], [12]]
     assert engine.threads == {"decode_0"}
     await scheduler.stop()
 
