@@ -36,7 +36,10 @@ check-crds: venv ## fail when crds/ differs from what the models generate
 
 lint: venv check-crds ## ruff, mypy --strict on the pure core, import-linter contracts, CRD drift
 	$(VENV)/bin/ruff check operator runtime trainer_image tests
-	$(VENV)/bin/mypy operator/senseops_operator/models operator/senseops_operator/decide
+	$(VENV)/bin/mypy operator/senseops_operator/models operator/senseops_operator/decide \
+	  runtime/senseops_common/storage runtime/senseops_common/layout.py \
+	  runtime/senseops_runtime/auth.py runtime/senseops_runtime/quotas.py runtime/senseops_runtime/scheduler.py \
+	  runtime/senseops_runtime/streaming/decisions.py runtime/senseops_runtime/streaming/segmenter.py
 	$(VENV)/bin/lint-imports
 
 test: deps ## run every test (unit, integration on the local control plane and servers, end-to-end)
