@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from senseops_common.testmodel import ensure_tiny_model
 
 

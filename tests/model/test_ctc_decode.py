@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from senseops_runtime.engine.ctc import BLANK_ID, greedy_decode
 
 B = BLANK_ID

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from senseops_common.testmodel import KNOWN_SENTENCES
 from senseops_runtime.engine import DecodeOptions, EngineLoadError, load_engine
 
@@ -119,3 +120,23 @@ def test_load_failures_name_the_reason(tmp_path: Path, tiny_model_dir: Path) -> 
         load_engine(without_onnx, "onnx-fp32")
     with pytest.raises(ValueError, match="unknown model backend"):
         load_engine(tiny_model_dir, "tensorflow")
+
+
+def test_tiny_model_tolerates_vad_style_padding(engines, clips) -> None:  # type: ignore[no-untyped-def]
+    # Streaming finals are decoded from VAD-cut segments with silence around the speech; the runtime
+    # and trainer tests rely on the tiny model transcribing those exactly too.
+    from senseops_common.testmodel.train import check_clips
+
+    for sentence, clip in zip(KNOWN_SENTENCES, clips, strict=True):
+        for variant in check_clips(clip)[1:]:
+            for backend in ("torch", "onnx-int8"):
+                result = engines[backend].transcribe(variant, DecodeOptions(itn=False))
+                assert (result.text, result.lang) == (sentence.text, sentence.lang)
+
+
+def test_silence_decodes_to_no_words_with_low_confidence(engines) -> None:  # type: ignore[no-untyped-def]
+    silence = np.zeros(16_000, dtype=np.float32)
+    for engine in engines.values():
+        result = engine.transcribe(silence, DecodeOptions())
+        assert result.text == ""
+        assert 0.0 < result.confidence < 0.5

@@ -6,6 +6,7 @@ import secrets
 from pathlib import Path
 
 import pytest
+
 from senseops_common.storage import MANIFEST_NAME, StoreConfig, local_directory_manifest, open_store
 from senseops_runtime.model_source import ModelSourceError, resolve_model_dir
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import sentencepiece
 import yaml
+
 from senseops_common.testmodel import ITN_IDS, TAG_IDS, TOKENIZER_FILENAME, VOCAB_SIZE
 from senseops_common.testmodel.vocab import write_sentencepiece_model
 

@@ -31,7 +31,7 @@ from senseops_common.testmodel.train import TrainSettings
 
 log = logging.getLogger(__name__)
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 METADATA_FILENAME = "senseops_testmodel.json"
 DEFAULT_SETTINGS = TrainSettings()
 

@@ -26,10 +26,13 @@ log = logging.getLogger(__name__)
 class TrainSettings:
     """Knobs of the memorisation run; all of them are part of the cache key."""
 
-    max_steps: int = 600
-    batch_size: int = 12
+    max_steps: int = 900
+    batch_size: int = 10
     learning_rate: float = 2e-3
-    variants_per_sentence: int = 6  # copies with random leading/trailing silence and gain
+    variants_per_sentence: int = 6  # copies with random leading/trailing silence and gain (+ check_clips)
+    decay_steps: int = 450  # learning rate falls linearly to 10 % over this many steps
+    max_padding_s: float = 1.2  # VAD segments and streaming windows carry up to about this much silence
+    background_clips: int = 3  # silence / noise clips taught as <|nospeech|> with no words
     check_every: int = 25
     confirm_checks: int = 2  # consecutive error-free checks before stopping (a margin for VAD cuts)
     seed: int = 1234
@@ -81,13 +84,45 @@ def write_cmvn_from_audio(out_dir: Path, clips: list[np.ndarray]) -> Path:
     return modeldir.write_cmvn(out_dir / "am.mvn", stacked.mean(axis=0), stacked.std(axis=0))
 
 
-def _augment(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _augment(audio: np.ndarray, rng: np.random.Generator, max_padding_s: float) -> np.ndarray:
     # Streaming and VAD cut segments with varying silence around the speech; teach the model that.
-    lead, trail = rng.uniform(0.0, 0.6, size=2)
-    gain = rng.uniform(0.5, 1.0)
+    lead, trail = rng.uniform(0.0, max_padding_s, size=2)
+    gain = rng.uniform(0.4, 1.0)
     padded = speech.pad_with_silence(audio * gain, lead, trail)
     noise = rng.normal(0.0, 1e-3, size=padded.shape).astype(np.float32)
     return padded + noise
+
+
+def _background(index: int, rng: np.random.Generator) -> np.ndarray:
+    """Audio with no speech: near-silence, white noise, a hum (cycled by ``index``)."""
+    seconds = rng.uniform(0.8, 2.0)
+    n = int(seconds * speech.SAMPLE_RATE)
+    kind = index % 3
+    if kind == 0:
+        return rng.normal(0.0, 1e-3, size=n).astype(np.float32)
+    if kind == 1:
+        return rng.normal(0.0, rng.uniform(0.02, 0.2), size=n).astype(np.float32)
+    t = np.arange(n) / speech.SAMPLE_RATE
+    return (rng.uniform(0.05, 0.3) * np.sin(2 * np.pi * rng.uniform(50, 400) * t)).astype(np.float32)
+
+
+def check_clips(audio: np.ndarray) -> list[np.ndarray]:
+    """The fixed variants a sentence must be transcribed exactly from: clean, and padded as VAD cuts do."""
+    return [
+        audio,
+        speech.pad_with_silence(audio, 0.8, 0.8),
+        speech.pad_with_silence(audio * 0.6, 0.3, 0.0),
+        speech.pad_with_silence(audio, 0.0, 1.0),
+    ]
+
+
+def _background_ids(itn: bool) -> list[int]:
+    return [
+        vocab.TAG_IDS["nospeech"],
+        vocab.TAG_IDS["EMO_UNKNOWN"],
+        vocab.TAG_IDS["Event_UNK"],
+        vocab.ITN_IDS["withitn" if itn else "woitn"],
+    ]
 
 
 def _target_ids(tokenizer: Any, sentence: KnownSentence, itn: bool) -> list[int]:
@@ -132,11 +167,15 @@ def train_memorise(
     frontend = _frontend(model_dir / "am.mvn")
     samples: list[tuple[Any, list[int]]] = []
     for sentence, audio in zip(sentences, clean_audio, strict=True):
-        clips = [audio] + [_augment(audio, rng) for _ in range(settings.variants_per_sentence)]
-        for clip in clips:
+        variants = [_augment(audio, rng, settings.max_padding_s) for _ in range(settings.variants_per_sentence)]
+        for clip in [*check_clips(audio), *variants]:
             feats = _features(frontend, clip)
             for itn in (False, True):
                 samples.append((feats, _target_ids(tokenizer, sentence, itn)))
+    for index in range(settings.background_clips):
+        feats = _features(frontend, _background(index, rng))
+        for itn in (False, True):
+            samples.append((feats, _background_ids(itn)))
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.0)
     started = time.monotonic()
@@ -159,6 +198,9 @@ def train_memorise(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
         loss_value = float(loss.detach())
+        # Linear decay to 10 %: with a constant rate a memorising run keeps oscillating at the end.
+        for group in optimizer.param_groups:
+            group["lr"] = settings.learning_rate * max(0.1, 1.0 - step / settings.decay_steps)
         if step % settings.check_every == 0:
             model.eval()
             mistakes = _mistakes(model, tokenizer, frontend, sentences, clean_audio)
@@ -183,10 +225,15 @@ def _mistakes(
     from senseops_common.sensevoice_tags import parse_sensevoice
 
     wrong: list[str] = []
-    for sentence, clip in zip(sentences, clips, strict=True):
-        for itn in (False, True):
-            parsed = parse_sensevoice(transcribe_with_funasr(model, tokenizer, frontend, clip, itn))
-            expected = sentence.text_itn if itn else sentence.text
-            if parsed.text != expected or parsed.lang != sentence.lang:
-                wrong.append(f"{expected!r} (itn={itn}) -> {parsed.lang}:{parsed.text!r}")
+    for sentence, audio in zip(sentences, clips, strict=True):
+        for variant, clip in enumerate(check_clips(audio)):
+            for itn in (False, True):
+                parsed = parse_sensevoice(transcribe_with_funasr(model, tokenizer, frontend, clip, itn))
+                expected = sentence.text_itn if itn else sentence.text
+                if parsed.text != expected or parsed.lang != sentence.lang:
+                    wrong.append(f"{expected!r} (variant {variant}, itn={itn}) -> {parsed.lang}:{parsed.text!r}")
+    silence = np.zeros(speech.SAMPLE_RATE, dtype=np.float32)
+    heard = parse_sensevoice(transcribe_with_funasr(model, tokenizer, frontend, silence, False)).text
+    if heard:
+        wrong.append(f"silence -> {heard!r}")
     return wrong

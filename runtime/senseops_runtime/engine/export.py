@@ -52,6 +52,7 @@ def export_model_dir(
 
 
 _EXPORT_MARKER = ".senseops-exported"
+EXPORT_FORMAT = "best-path-v1"  # bump when SenseVoiceBestPath's inputs/outputs change
 
 
 def ensure_exported(model_dir: Path, out_dir: Path) -> Path:
@@ -63,7 +64,9 @@ def ensure_exported(model_dir: Path, out_dir: Path) -> Path:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(out_dir.with_name(out_dir.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (out_dir / _EXPORT_MARKER).is_file():
+        marker = out_dir / _EXPORT_MARKER
+        wanted = f"{EXPORT_FORMAT} {Path(model_dir).resolve()}\n"
+        if not marker.is_file() or marker.read_text() != wanted:
             export_model_dir(model_dir, out_dir, int8=True)
-            (out_dir / _EXPORT_MARKER).write_text(str(Path(model_dir).resolve()) + "\n")
+            marker.write_text(wanted)
     return out_dir
