@@ -70,20 +70,30 @@ def test_unverifiable_or_wrong_artifacts_are_refused(tmp_path: Path) -> None:
         resolve_model_dir(f"file://{tmp_path}/empty/", tmp_path / "c", expected_sha256=digest, copy_file_uris=True)
 
 
-def test_download_from_minio(
-    tmp_path: Path, minio_server, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("scheme", ["s3", "cos"])
+def test_download_from_object_store(
+    tmp_path: Path, scheme: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """s3:// on a real MinIO; cos:// through the real COS SDK against the protocol stand-in."""
     root, digest = _artifact(tmp_path / "local")
-    bucket = "models-" + secrets.token_hex(4)
-    minio_server.create_bucket(bucket)
-    env = minio_server.store_env()
+    if scheme == "s3":
+        server = request.getfixturevalue("minio_server")
+        bucket = "models-" + secrets.token_hex(4)
+    else:
+        server = request.getfixturevalue("cos_standin")
+        bucket = f"models{secrets.token_hex(3)}-1250000000"
+    server.create_bucket(bucket)
+    env = server.store_env()
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    store = open_store(f"s3://{bucket}/models/sv/v7/", StoreConfig.from_env(env))
+    store = open_store(f"{scheme}://{bucket}/models/sv/v7/", StoreConfig.from_env(env))
     for file in root.rglob("*"):
         if file.is_file():
             store.put(file.relative_to(root).as_posix(), file)
-    local = resolve_model_dir(f"s3://{bucket}/models/sv/v7", tmp_path / "cache", expected_sha256=digest)
+    local = resolve_model_dir(f"{scheme}://{bucket}/models/sv/v7", tmp_path / "cache", expected_sha256=digest)
     assert (local / "model.pt").read_bytes() == (root / "model.pt").read_bytes()
+    assert (local / "sub" / "am.mvn").is_file()
     with pytest.raises(ModelSourceError, match="expected"):
-        resolve_model_dir(f"s3://{bucket}/models/sv/v7/", tmp_path / "cache2", expected_sha256="1" * 64)
+        resolve_model_dir(f"{scheme}://{bucket}/models/sv/v7/", tmp_path / "cache2", expected_sha256="1" * 64)
+    with pytest.raises(ModelSourceError, match="no objects"):
+        resolve_model_dir(f"{scheme}://{bucket}/models/none/", tmp_path / "cache3", expected_sha256=digest)
