@@ -21,7 +21,6 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parents[2] / p) for p in ("runtime", ".")]
 
 from senseops_common.storage import StoreBase, StoreConfig, open_store  # noqa: E402
-
 from tests.servers.cos_standin import CosStandin  # noqa: E402
 from tests.servers.minio import MinioServer  # noqa: E402
 

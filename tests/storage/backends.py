@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from senseops_common.storage import StoreBase, StoreConfig, open_store
 
 BACKENDS = ["file", "s3", "cos"]

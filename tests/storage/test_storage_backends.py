@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from senseops_common.storage import (
     ChecksumMismatch,
     InvalidURI,
@@ -23,7 +24,6 @@ from senseops_common.storage import (
     Unsupported,
     open_store,
 )
-
 from tests.storage.backends import Backend
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
 from senseops_common.storage import (
     AccessDenied,
     NotFound,
@@ -24,7 +25,6 @@ from senseops_common.storage import (
 from senseops_common.storage.cos_backend import translate_cos_error
 from senseops_common.storage.retry import call_with_retries
 from senseops_common.storage.s3_backend import S3Store
-
 from tests.servers._proc import free_port
 from tests.servers.cos_standin import CosStandin
 from tests.servers.minio import MinioServer

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from senseops_common.layout import (
     AsrPartWriter,
     SegmentRecord,
@@ -16,7 +17,6 @@ from senseops_common.layout import (
     raw_segment_key,
     report_key,
 )
-
 from tests.storage.backends import Backend
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
+
 from senseops_common.storage import SpoolFull, StoreConfig, Unavailable, open_store
 from senseops_common.storage.base import Payload
 from senseops_common.storage.file_backend import FileStore

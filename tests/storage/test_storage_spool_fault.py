@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from senseops_common.storage import StoreConfig, open_store
 
+from senseops_common.storage import StoreConfig, open_store
 from tests.servers.minio import MinioServer
 from tests.storage.spool_fault_writer import segment_bytes, segment_key
 

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from senseops_common.storage import (
     MANIFEST_NAME,
     StoreConfig,
@@ -15,7 +16,6 @@ from senseops_common.storage import (
     manifest_text,
     verify_object,
 )
-
 from tests.servers._proc import free_port
 from tests.storage.backends import Backend
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from senseops_common.layout import AsrPartWriter, SegmentRecord, raw_segment_key
 from senseops_common.speech import espeak_available
 from senseops_common.storage import open_store

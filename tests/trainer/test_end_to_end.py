@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+
 from senseops_common.speech import espeak_available
 from senseops_common.storage import local_directory_manifest, open_store, verify_object
 from senseops_common.text import error_rate

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from senseops_trainer.filters import (
     RULE_NAMES,
     FilterConfig,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from senseops_common.storage import local_directory_manifest, open_store, verify_object
 from senseops_trainer.context import StageFailed
 from senseops_trainer.package import fetch_model_dir, upload_model_dir

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from senseops_trainer.config import TrainerConfig, load_config
 from senseops_trainer.manifest import RunManifest, StageRecord, digest_json, is_stage_current
 from senseops_trainer.segments import Segment

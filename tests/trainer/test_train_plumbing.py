@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from senseops_trainer.config import GateConfig, TrainParams
 from senseops_trainer.evaluate import gate_verdict
 from senseops_trainer.progress import (

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from senseops_common.storage import StorageError
 
+from senseops_common.storage import StorageError
 from senseops_trainer.config import load_config
 from senseops_trainer.context import RunContext, StageFailed
 from senseops_trainer.pipeline import STAGES, run_all, run_stage
@@ -64,7 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     progress = ProgressLog(sink=status_sink_from_env())
     if args.command == "synth":
         from senseops_common.storage import open_store
-
         from senseops_trainer.synthetic import corpus_summary, write_corpus
 
         print(corpus_summary(write_corpus(open_store(args.store), seed=args.seed)))

@@ -10,7 +10,6 @@ from typing import Any
 
 from senseops_common.storage import StoreBase as Store
 from senseops_common.storage import open_store
-
 from senseops_trainer.config import TrainerConfig
 from senseops_trainer.manifest import RunManifest, digest_json
 from senseops_trainer.progress import ProgressLog

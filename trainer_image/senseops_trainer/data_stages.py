@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from senseops_common.text import normalize_text, scoring_units
-
 from senseops_trainer.context import RunContext, StageFailed, StageOutcome, read_segments, write_segments
 from senseops_trainer.filters import apply_filters
 from senseops_trainer.recordings import parse_time, read_golden, read_selection

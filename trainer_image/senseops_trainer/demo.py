@@ -61,7 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo; exit code as the trainer CLI's."""
     from senseops_common.storage import open_store
     from senseops_common.testmodel import ensure_tiny_model
-
     from senseops_trainer.cli import main as cli_main
     from senseops_trainer.evaluate import REPORT
 

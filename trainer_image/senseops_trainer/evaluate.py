@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import soundfile
-from senseops_common.text import error_rate
 
+from senseops_common.text import error_rate
 from senseops_trainer.config import GateConfig
 from senseops_trainer.context import RunContext, StageFailed, StageOutcome
 from senseops_trainer.data_stages import GOLDEN_LIST, VAL_LIST

@@ -14,7 +14,6 @@ from typing import Any
 
 from senseops_common.layout import model_prefix, report_key
 from senseops_common.storage import MANIFEST_NAME, local_directory_manifest, open_store, verify_object
-
 from senseops_trainer.context import RunContext, StageFailed, StageOutcome
 
 PACKAGE_DIR = "package/model"

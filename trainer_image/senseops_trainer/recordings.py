@@ -13,7 +13,6 @@ from typing import Any
 
 from senseops_common.layout import SegmentRecord, iter_segment_records
 from senseops_common.storage import StoreBase as Store
-
 from senseops_trainer.segments import Segment
 
 

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from senseops_common.text import normalize_text
-
 from senseops_trainer.segments import Segment
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import soundfile
+
 from senseops_common.layout import AsrPartWriter, SegmentRecord, raw_segment_key
 from senseops_common.speech import ENGLISH, MANDARIN, SAMPLE_RATE, synthesize
 from senseops_common.storage import StoreBase as Store
