@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from senseops_operator.constants import REVERIFY_ARTIFACT_SECONDS
-from senseops_operator.decide.common import Decision, Event, condition, merge_conditions, timestamp, transitions
+from senseops_operator.decide.common import Decision, condition, condition_events, merge_conditions, timestamp
 
 # Reasons after which asking the store again soon will not help: the spec (immutable) is wrong or the
 # object was replaced. They still get rechecked, just rarely.
@@ -83,15 +83,8 @@ def decide(spec: dict[str, Any], status: dict[str, Any], obs: ASRModelObservatio
         "model is ready to be rolled out" if verified["status"] == "True" else message,
     )
     new_conditions = [verified, ready]
-    events = tuple(
-        Event(
-            type="Normal" if c["status"] == "True" else "Warning",
-            reason=c["reason"],
-            message=f"{c['type']}={c['status']}: {c['message']}",
-        )
-        for c in transitions(old_conditions, new_conditions)
-        if check is not None  # nothing to announce before the store was asked
-    )
+    # Nothing to announce before the store was asked.
+    events = condition_events(old_conditions, new_conditions) if check is not None else ()
     new_status = {
         "observedGeneration": obs.generation,
         "phase": phase,

@@ -66,5 +66,20 @@ def transitions(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[di
     return [c for c in new if previous.get(c["type"]) != c["status"]]
 
 
+def condition_events(
+    old: list[dict[str, Any]], new: list[dict[str, Any]], *, skip: tuple[str, ...] = ()
+) -> tuple[Event, ...]:
+    """One Event per condition whose status changed: Normal when it became True, Warning otherwise."""
+    return tuple(
+        Event(
+            type="Normal" if c["status"] == "True" else "Warning",
+            reason=c["reason"],
+            message=f"{c['type']}={c['status']}: {c['message']}",
+        )
+        for c in transitions(old, new)
+        if c["type"] not in skip
+    )
+
+
 def find_condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
     return next((c for c in conditions if c.get("type") == type_), None)

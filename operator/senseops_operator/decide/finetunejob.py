@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from senseops_operator.decide.common import Decision, Event, condition, merge_conditions, transitions
+from senseops_operator.decide.common import Decision, condition, condition_events, merge_conditions
 from senseops_operator.decide.references import models_resolved
 
 RECHECK_SECONDS = 30.0
@@ -36,11 +36,7 @@ def decide(spec: dict[str, Any], status: dict[str, Any], obs: FineTuneJobObserva
         if resolved["status"] != "True"
         else f"accepted; base model {base!r} is Ready"
     )
-    events = tuple(
-        Event("Normal" if c["status"] == "True" else "Warning", c["reason"], f"{c['type']}: {c['message']}")
-        for c in transitions(old_conditions, new_conditions)
-        if c["type"] != "Progressing"
-    )
+    events = condition_events(old_conditions, new_conditions, skip=("Progressing",))
     return Decision(
         status={
             "observedGeneration": obs.generation,
