@@ -137,6 +137,9 @@ def main() -> int:
     uri, sha, size = publish_model("2024.07-base")
     print(f"   {uri}\n   sha256 {sha} ({size} bytes)")
     start_operator()
+    # A rerun starts from fresh objects (the artifact of an ASRModel is immutable and the demo model may
+    # have been rebuilt); the running operator releases their finalizers.
+    kubectl("delete", "asr", "--all", "-n", NAMESPACE, "--timeout=60s", check=False)
     say(f"applying manifests/samples/ to namespace {NAMESPACE}")
     model, *others = samples(uri, sha, size)
     print("   " + kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(model)).strip())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     if not store.exists(synthetic.GOLDEN_KEY):
         print(synthetic.corpus_summary(synthetic.write_corpus(store)), flush=True)
     base = ensure_tiny_model()
-    config = root / "job.json"
-    config.write_text(json.dumps(demo_settings(store_uri, str(base)), indent=2))
-    code = cli_main(["run", "--config", str(config), "--workdir", str(root / "work")])
-    report = root / "work" / REPORT
+    # Model versions are immutable in the store, so every demo run packages a new version in its own
+    # work dir (the stages inside one run are still resumable: rerun the printed command to resume).
+    version = "demo-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    workdir = root / "runs" / version
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "job.json"
+    config.write_text(json.dumps(demo_settings(store_uri, str(base), version=version), indent=2))
+    print(f"trainer run: python -m senseops_trainer run --config {config} --workdir {workdir}", flush=True)
+    code = cli_main(["run", "--config", str(config), "--workdir", str(workdir)])
+    report = workdir / REPORT
     if report.exists():
         print("\n=== evaluation summary ===\n" + summary_table(json.loads(report.read_text())), flush=True)
     return code
