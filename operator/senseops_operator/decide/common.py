@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -25,7 +25,6 @@ class Decision:
     status: dict[str, Any]
     events: tuple[Event, ...] = ()
     requeue_after: float | None = None  # seconds; None = only on the next change
-    actions: tuple[Any, ...] = field(default_factory=tuple)  # kind-specific intents for the handler
 
 
 def timestamp(now: datetime) -> str:
