@@ -18,15 +18,11 @@ a directory only appears under its final name once every file is verified.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+from senseops_common.cachedir import locked, staged_directory
 from senseops_common.storage import (
     MANIFEST_NAME,
     StorageError,
@@ -80,19 +76,12 @@ def resolve_model_dir(
     if _is_complete(entry, expected):
         return entry
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f"{entry_name}.lock"):
+    with locked(root / f"{entry_name}.lock"):
         if _is_complete(entry, expected):
             return entry
-        staging = Path(tempfile.mkdtemp(prefix=f"{entry_name}.", dir=root))
-        try:
+        with staged_directory(entry) as staging:
             digest = _download(str(parsed), staging, expected, allow_unverified)
             (staging / _VERIFIED_MARKER).write_text(digest + "\n")
-            if entry.exists():
-                shutil.rmtree(entry)
-            staging.rename(entry)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
     return entry
 
 
@@ -180,11 +169,3 @@ def _check_manifest(root: Path, text: str, uri: str) -> None:
         raise ModelSourceError(f"{uri} contains files its {MANIFEST_NAME} does not list: {sorted(unlisted)}")
 
 
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from senseops_common import speech
 from senseops_common.testmodel import KNOWN_SENTENCES, KnownSentence
@@ -41,3 +43,17 @@ def utterance_pcm(sentence: KnownSentence, before_s: float = 0.6, after_s: float
 def stream(url: str, pcm: bytes, token: str | None, realtime: bool = True, **kwargs: Any) -> StreamOutcome:
     """Stream PCM in 100 ms frames and wait for the close."""
     return asyncio.run(stream_pcm(url, pcm_frames(pcm, 100), token=token, realtime=realtime, **kwargs))
+
+
+def rsa_pair() -> tuple[str, str]:
+    """A fresh RSA key pair as (private PKCS#8 PEM, public SubjectPublicKeyInfo PEM), for RS256 tokens."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public

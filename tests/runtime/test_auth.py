@@ -8,30 +8,18 @@ import time
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from senseops_runtime.auth import AuthConfig, AuthRefusal, Principal, issue_token, verify_token
+from tests.runtime.helpers import rsa_pair
 
 NOW = 1_800_000_000.0
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 HS = AuthConfig(hs256_secret=SECRET)
 
 
-def _rsa_pair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
-PRIVATE, PUBLIC = _rsa_pair()
+PRIVATE, PUBLIC = rsa_pair()
 RS = AuthConfig(rs256_public_key=PUBLIC)
 
 

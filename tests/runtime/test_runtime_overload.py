@@ -12,26 +12,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from senseops_runtime.auth import AuthConfig, issue_token
-from tests.runtime.helpers import ENGLISH, sentence_wav, stream, utterance_pcm
+from tests.runtime.helpers import ENGLISH, rsa_pair, sentence_wav, stream, utterance_pcm
 from tests.runtime.server import RuntimeServer
 
 
 @pytest.fixture(scope="module")
 def rsa_keys() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
+    return rsa_pair()
 
 
 @pytest.fixture(scope="module")

@@ -10,21 +10,17 @@ lock and the directory appears atomically (built next to it, then renamed).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from senseops_common import speech
+from senseops_common.cachedir import locked, staged_directory
 from senseops_common.testmodel import modeldir, vocab
 from senseops_common.testmodel.corpus import KNOWN_SENTENCES, KnownSentence, english_words
 from senseops_common.testmodel.train import TrainSettings
@@ -78,17 +74,6 @@ def tiny_model_key(inputs: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_tiny_model(
     sentences: tuple[KnownSentence, ...] = KNOWN_SENTENCES,
     settings: TrainSettings = DEFAULT_SETTINGS,
@@ -98,18 +83,11 @@ def ensure_tiny_model(
     target = cache_root() / "models" / f"tiny-{tiny_model_key(inputs)}"
     if (target / METADATA_FILENAME).exists():
         return target
-    with _locked(target.with_suffix(".lock")):
+    with locked(target.with_suffix(".lock")):
         if (target / METADATA_FILENAME).exists():  # another process finished while we waited
             return target
-        staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
-        try:
+        with staged_directory(target) as staging:
             build_tiny_model(staging, sentences, settings, inputs)
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

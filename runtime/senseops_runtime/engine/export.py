@@ -7,11 +7,11 @@ torch backend uses); the exported graph is :class:`~senseops_runtime.engine.grap
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from senseops_common.cachedir import locked
 from senseops_runtime.engine.model_dir import ONNX_FP32, ONNX_INT8, ModelFiles
 
 # Files an ONNX-only model directory needs besides the .onnx graphs.
@@ -62,8 +62,7 @@ def ensure_exported(model_dir: Path, out_dir: Path) -> Path:
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_dir.with_name(out_dir.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(out_dir.with_name(out_dir.name + ".lock")):
         marker = out_dir / _EXPORT_MARKER
         wanted = f"{EXPORT_FORMAT} {Path(model_dir).resolve()}\n"
         if not marker.is_file() or marker.read_text() != wanted:
