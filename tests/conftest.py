@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.controlplane.fixtures",
     "tests.servers.fixtures",
+    "tests.procnode.fixtures",
 ]

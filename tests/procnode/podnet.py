@@ -118,9 +118,56 @@ def _run(cmd: list[str], check: bool = True) -> subprocess.CompletedProcess[str]
 
 
 def teardown(plan: PodNetPlan) -> None:
-    """Remove a block's namespace, link and route (used by `down` after a crash too)."""
+    """Remove a block's namespaces (the block's own and every pod sandbox), links and route.
+
+    Used by `down` after a crash too.
+    """
+    listed = _run(["ip", "netns", "list"], check=False).stdout.split()
+    for name in listed:
+        if name.startswith(plan.netns + "-"):
+            _run(["ip", "netns", "del", name], check=False)
     for cmd in plan.teardown_commands():
         _run(cmd, check=False)
+
+
+@dataclass(frozen=True)
+class PodSandbox:
+    """One pod's network namespace: ``eth0`` with the pod address, a veth to the host."""
+
+    netns: str
+    host_veth: str
+    ip: str
+    host_ip: str
+
+    @property
+    def netns_path(self) -> str:
+        return f"/var/run/netns/{self.netns}"
+
+    def exec_prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.netns]
+
+    def setup_commands(self) -> list[list[str]]:
+        inside = ["ip", "-n", self.netns]
+        return [
+            ["ip", "netns", "add", self.netns],
+            [*inside, "link", "set", "lo", "up"],
+            ["ip", "link", "add", self.host_veth, "type", "veth", "peer", "name", "eth0", "netns", self.netns],
+            ["ip", "addr", "add", f"{self.host_ip}/32", "dev", self.host_veth],
+            ["ip", "link", "set", self.host_veth, "up"],
+            [*inside, "addr", "add", f"{self.ip}/32", "dev", "eth0"],
+            [*inside, "link", "set", "eth0", "up"],
+            [*inside, "route", "add", f"{self.host_ip}/32", "dev", "eth0"],
+            ["ip", "route", "replace", f"{self.ip}/32", "dev", self.host_veth],
+        ]
+
+    def add_address(self, address: str) -> None:
+        """An extra address on the sandbox's loopback (for a Service IP the bridge serves)."""
+        _run(["ip", "-n", self.netns, "addr", "add", f"{address}/32", "dev", "lo"], check=False)
+
+    def destroy(self) -> None:
+        """Remove the veth pair (and with it the host route), then the namespace."""
+        _run(["ip", "link", "del", self.host_veth], check=False)
+        _run(["ip", "netns", "del", self.netns], check=False)
 
 
 class PodNetwork:
@@ -132,6 +179,7 @@ class PodNetwork:
         self._lock = threading.Lock()
         self._free = iter(plan.pod_ips())
         self._released: list[str] = []
+        self._sandboxes = 0
 
     @classmethod
     def create(cls) -> PodNetwork:
@@ -177,14 +225,44 @@ class PodNetwork:
 
     def allocate_ip(self) -> str:
         """A fresh pod address, live on the namespace's loopback device."""
-        with self._lock:
-            address = self._released.pop(0) if self._released else next(self._free)
+        address = self.allocate_address()
         _run([*self.exec_prefix(), "ip", "addr", "add", f"{address}/32", "dev", "lo"])
         return address
+
+    def create_sandbox(self) -> PodSandbox:
+        """A network namespace of its own for one pod, with a fresh pod address on ``eth0``.
+
+        Pods get separate namespaces (as on a real node), so two pods can both listen on 0.0.0.0:8000.
+        The host reaches the pod over a veth pair: a /32 route to the pod address on the host end, and
+        on the pod end a /32 route back to the host end's address (which every host end shares).
+        """
+        address = self.allocate_address()
+        with self._lock:
+            self._sandboxes += 1
+            number = self._sandboxes
+        sandbox = PodSandbox(f"{self.plan.netns}-{number}", f"sop{self.plan.index}x{number}", address,
+                             self.plan.host_ip)
+        try:
+            for cmd in sandbox.setup_commands():
+                _run(cmd)
+        except PodNetworkError:
+            sandbox.destroy()
+            raise
+        return sandbox
+
+    def allocate_address(self) -> str:
+        """The next free pod address of the block (not yet placed anywhere)."""
+        with self._lock:
+            return self._released.pop(0) if self._released else next(self._free)
 
     def add_address(self, address: str) -> None:
         """Put an extra address (for example a Service IP the bridge serves) on the namespace's lo."""
         _run([*self.exec_prefix(), "ip", "addr", "add", f"{address}/32", "dev", "lo"], check=False)
+
+    def release_address(self, address: str) -> None:
+        """Give a sandbox's address back to the pool (its namespace is already gone)."""
+        with self._lock:
+            self._released.append(address)
 
     def release_ip(self, address: str) -> None:
         _run([*self.exec_prefix(), "ip", "addr", "del", f"{address}/32", "dev", "lo"], check=False)
@@ -272,7 +350,7 @@ class LoopbackBridge:
     (API server, MinIO, registry) exactly where host processes reach them.
     """
 
-    def __init__(self, network: PodNetwork) -> None:
+    def __init__(self, network: PodNetwork | PodSandbox) -> None:
         self.network = network
         self._listeners: list[socket.socket] = []
         self._closed = threading.Event()
@@ -280,7 +358,8 @@ class LoopbackBridge:
     def add(self, ns_address: str, ns_port: int, host_port: int) -> None:
         if ns_address != "127.0.0.1":
             self.network.add_address(ns_address)
-        listener = listen_in_netns(self.network.netns_path(), ns_address, ns_port)
+        path = self.network.netns_path if isinstance(self.network, PodSandbox) else self.network.netns_path()
+        listener = listen_in_netns(path, ns_address, ns_port)
         self._listeners.append(listener)
         threading.Thread(target=self._accept, args=(listener, host_port), daemon=True,
                          name=f"bridge-{ns_address}:{ns_port}").start()

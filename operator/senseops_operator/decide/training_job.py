@@ -1,0 +1,191 @@
+"""The training Job a FineTuneJob runs, rendered as pure data (issue: FineTuneJob).
+
+One FineTuneJob owns one ConfigMap (the trainer's job file) and one Job, both with deterministic
+names, so a retried reconcile or a restarted operator finds them instead of creating a second pair.
+The pod-failure policy follows the trainer's exit codes (``senseops_trainer.cli``):
+
+| exit | meaning | Job action |
+| --- | --- | --- |
+| 0 | every stage done | — (Complete) |
+| 64 | bad settings | ``FailJob``: retrying cannot help |
+| 3 | evaluation gate failed | ``FailJob``: the data said no |
+| pod disrupted (``DisruptionTarget``) | eviction, preemption, drain | ``Ignore``: not counted |
+| anything else | a stage crashed, the process was killed | ``Count``: retried, resumes from its checkpoint |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from senseops_operator import constants as c
+
+EXIT_GATE_FAILED = 3
+EXIT_BAD_SETTINGS = 64
+TRAINER_CONTAINER = "trainer"
+JOB_FILE_KEY = "job.yaml"
+JOB_FILE_DIR = "/etc/senseops/job"
+WORK_DIR = "/work"
+STORE_SECRET_DIR = "/var/run/secrets/senseops/store"
+LABEL_FINETUNEJOB = f"{c.GROUP}/finetunejob"
+
+
+def child_name(job_name: str, suffix: str) -> str:
+    """Deterministic child names, kept within 63 characters."""
+    base = job_name[: c.MAX_NAME_LENGTH - len(suffix) - 1].rstrip("-")
+    return f"{base}-{suffix}"
+
+
+def trainer_job_file(name: str, spec: Mapping[str, Any], base_model_uri: str) -> dict[str, Any]:
+    """The trainer's settings (``senseops_trainer.config``) from a FineTuneJob spec."""
+    dataset = spec["dataset"]
+    filters = dataset.get("filters") or {}
+    held_out = dataset.get("heldOut") or {}
+    hyper = spec.get("hyperparameters") or {}
+    resources = spec.get("resources") or {}
+    gate = spec.get("evaluationGate") or {}
+    window = dataset.get("window") or {}
+    golden_key = store_key(dataset["source"], held_out.get("goldenSetUri"))
+    gpus = int(resources.get("gpus", 1))
+    return {
+        "store_uri": dataset["source"],
+        "base_model": base_model_uri,
+        "job_name": name,
+        "dataset": {
+            "anchor_ids": list(dataset["anchorIds"]),
+            "since": window.get("start"),
+            "until": window.get("end"),
+            "min_hours": float(dataset.get("minHours", 3.0)),
+            "golden_key": golden_key,
+            "val_fraction": float(held_out.get("validationFraction", 0.1)),
+        },
+        "filters": {
+            "min_confidence": float(filters.get("minConfidence", 0.8)),
+            "min_duration_s": float(filters.get("minDurationSeconds", 1.0)),
+            "max_duration_s": float(filters.get("maxDurationSeconds", 30.0)),
+            "max_units_per_s": float(filters.get("maxCharsPerSecond", 12.0)),
+            "stability_check": bool(filters.get("requireStableDecode", False)),
+        },
+        "train": {
+            "lr": float(hyper.get("learningRate", c.DEFAULT_LEARNING_RATE)),
+            "max_epoch": int(hyper.get("epochs", c.DEFAULT_EPOCHS)),
+            "batch_tokens": int(hyper.get("batchSizeTokens", c.DEFAULT_BATCH_TOKENS)),
+            "freeze_front_blocks": int(hyper.get("freezeEncoderLayers", 0)),
+            "avg_nbest": int(hyper.get("averageCheckpoints", 1)),
+            "seed": int(hyper.get("seed", 0)),
+            "device": "cuda" if gpus > 0 else "cpu",
+            "gpus": gpus,
+        },
+        "gate": {
+            "min_cer_improvement": float(gate.get("minImprovement", 0.0)),
+            "gate_set": "golden" if golden_key else "val",
+        },
+        "output": {
+            "name": spec["output"]["modelName"],
+            "version": spec["output"].get("version") or name,
+            "models_uri": spec["output"]["storeUri"],
+            "export_onnx": True,
+        },
+    }
+
+
+def store_key(prefix: str, uri: str | None) -> str | None:
+    """``s3://b/data/`` + ``s3://b/data/golden/a.jsonl`` -> ``golden/a.jsonl`` (the trainer reads keys of its store).
+
+    A golden set outside the dataset's store is refused: the trainer's Job has credentials for one store.
+    """
+    if not uri:
+        return None
+    base = prefix if prefix.endswith("/") else prefix + "/"
+    if not uri.startswith(base):
+        raise ValueError(f"heldOut.goldenSetUri {uri!r} must lie under dataset.source {prefix!r}")
+    return uri[len(base):]
+
+
+def pod_failure_policy() -> dict[str, Any]:
+    """See the module table."""
+    return {"rules": [
+        {"action": "FailJob", "onExitCodes": {"containerName": TRAINER_CONTAINER, "operator": "In",
+                                              "values": [EXIT_GATE_FAILED, EXIT_BAD_SETTINGS]}},
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+    ]}
+
+
+def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
+    meta = owner["metadata"]
+    return {"apiVersion": c.API_VERSION, "kind": "FineTuneJob", "name": meta["name"], "uid": meta["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def render(owner: Mapping[str, Any], base_model_uri: str, service_account: str,
+           store_secret: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ConfigMap with the job file and the Job that runs the trainer on it."""
+    meta = owner["metadata"]
+    spec = owner["spec"]
+    name, namespace = meta["name"], meta["namespace"]
+    labels = {LABEL_FINETUNEJOB: name, "app.kubernetes.io/name": "senseops-trainer",
+              "app.kubernetes.io/part-of": "senseops"}
+    refs = [owner_reference(owner)]
+    config_map = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": child_name(name, "job"), "namespace": namespace, "labels": labels,
+                     "ownerReferences": refs},
+        "data": {JOB_FILE_KEY: yaml.safe_dump(trainer_job_file(name, spec, base_model_uri),
+                                              sort_keys=False)},
+    }
+    resources = spec.get("resources") or {}
+    placement = spec.get("placement") or {}
+    run_policy = spec.get("runPolicy") or {}
+    gpus = int(resources.get("gpus", 1))
+    limits = {"cpu": resources.get("cpu", "4"), "memory": resources.get("memory", "16Gi")}
+    if gpus:
+        limits["nvidia.com/gpu"] = str(gpus)
+    volumes: list[dict[str, Any]] = [
+        {"name": "job", "configMap": {"name": config_map["metadata"]["name"]}},
+        {"name": "work", "emptyDir": {}},
+    ]
+    mounts = [{"name": "job", "mountPath": JOB_FILE_DIR, "readOnly": True}, {"name": "work", "mountPath": WORK_DIR}]
+    env = [{"name": "FINETUNEJOB_NAME", "value": name}, {"name": "FINETUNEJOB_NAMESPACE", "value": namespace}]
+    if store_secret:
+        volumes.append({"name": "store-credentials", "secret": {"secretName": store_secret}})
+        mounts.append({"name": "store-credentials", "mountPath": STORE_SECRET_DIR, "readOnly": True})
+        env.append({"name": "SENSEOPS_STORAGE_SECRET_DIR", "value": STORE_SECRET_DIR})
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": service_account,
+        "containers": [{
+            "name": TRAINER_CONTAINER,
+            "image": spec.get("trainerImage", c.DEFAULT_TRAINER_IMAGE),
+            "args": ["run", "--config", f"{JOB_FILE_DIR}/{JOB_FILE_KEY}", "--workdir", f"{WORK_DIR}/{name}"],
+            "env": env,
+            "resources": {"requests": dict(limits), "limits": dict(limits)},
+            "volumeMounts": mounts,
+            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        }],
+        "volumes": volumes,
+    }
+    if placement.get("nodeSelector"):
+        pod_spec["nodeSelector"] = dict(placement["nodeSelector"])
+    if placement.get("tolerations"):
+        pod_spec["tolerations"] = [dict(t) for t in placement["tolerations"]]
+    if placement.get("priorityClassName"):
+        pod_spec["priorityClassName"] = placement["priorityClassName"]
+    job_spec: dict[str, Any] = {
+        "backoffLimit": int(run_policy.get("backoffLimit", c.DEFAULT_BACKOFF_LIMIT)),
+        "ttlSecondsAfterFinished": int(run_policy.get("ttlSecondsAfterFinished",
+                                                      c.DEFAULT_TTL_AFTER_FINISHED_SECONDS)),
+        "suspend": bool(run_policy.get("suspend", False)),
+        "podFailurePolicy": pod_failure_policy(),
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+    }
+    if run_policy.get("activeDeadlineSeconds"):
+        job_spec["activeDeadlineSeconds"] = int(run_policy["activeDeadlineSeconds"])
+    job = {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": child_name(name, "train"), "namespace": namespace, "labels": labels,
+                     "ownerReferences": refs},
+        "spec": job_spec,
+    }
+    return config_map, job

@@ -1,0 +1,100 @@
+"""The FineTuneJob's training Job and job file, rendered as pure data (operator/.../decide/training_job.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from senseops_operator.decide import training_job as tj
+from senseops_trainer.config import config_from_dict
+
+
+def owner(**spec_extra: Any) -> dict[str, Any]:
+    spec = {
+        "baseModel": {"name": "base"},
+        "dataset": {"source": "s3://rec/data/", "anchorIds": ["a1", "a2"], "minHours": 2.5,
+                    "window": {"start": "2026-03-01T00:00:00Z"},
+                    "filters": {"minConfidence": 0.7, "maxCharsPerSecond": 9},
+                    "heldOut": {"validationFraction": 0.2, "goldenSetUri": "s3://rec/data/golden/a1.jsonl"}},
+        "hyperparameters": {"learningRate": 3e-5, "epochs": 3, "seed": 7},
+        "resources": {"gpus": 2, "cpu": "8", "memory": "32Gi"},
+        "placement": {"nodeSelector": {"pool": "gpu"}, "tolerations": [{"key": "gpu", "operator": "Exists"}],
+                      "priorityClassName": "training"},
+        "runPolicy": {"backoffLimit": 4, "activeDeadlineSeconds": 3600, "ttlSecondsAfterFinished": 600,
+                      "suspend": True},
+        "output": {"modelName": "anchor-v2", "storeUri": "s3://models/"},
+        "evaluationGate": {"minImprovement": 0.05},
+        "trainerImage": "registry.local/senseops/trainer:0.2",
+        **spec_extra,
+    }
+    return {"metadata": {"name": "ftj-1", "namespace": "ml", "uid": "u-1"}, "spec": spec}
+
+
+def test_job_file_is_accepted_by_the_trainer() -> None:
+    """The contract between operator and trainer: the rendered file loads with the trainer's own parser."""
+    cfg = config_from_dict(tj.trainer_job_file("ftj-1", owner()["spec"], "s3://models/models/base/v1/"))
+    assert cfg.dataset.anchor_ids == ("a1", "a2")
+    assert cfg.dataset.golden_key == "golden/a1.jsonl"
+    assert cfg.gate.gate_set == "golden" and cfg.gate.min_cer_improvement == 0.05
+    assert (cfg.train.gpus, cfg.train.device, cfg.train.max_epoch, cfg.train.lr) == (2, "cuda", 3, 3e-5)
+    assert cfg.output.version == "ftj-1" and cfg.models_uri == "s3://models/"
+
+
+def test_job_file_without_golden_set_gates_on_validation() -> None:
+    spec = owner()["spec"]
+    spec["dataset"]["heldOut"] = {}
+    spec["resources"] = {"gpus": 0}
+    cfg = config_from_dict(tj.trainer_job_file("x", spec, "/m"))
+    assert cfg.gate.gate_set == "val" and cfg.train.device == "cpu"
+
+
+def test_golden_set_outside_the_dataset_store_is_refused() -> None:
+    spec = owner()["spec"]
+    spec["dataset"]["heldOut"]["goldenSetUri"] = "s3://other/golden.jsonl"
+    with pytest.raises(ValueError, match=r"must lie under dataset\.source"):
+        tj.trainer_job_file("x", spec, "/m")
+
+
+def test_job_carries_resources_placement_run_policy_and_failure_policy() -> None:
+    cm, job = tj.render(owner(), "s3://models/models/base/v1/", "ftj-trainer", "store-creds")
+    assert cm["metadata"]["name"] == "ftj-1-job" and job["metadata"]["name"] == "ftj-1-train"
+    for obj in (cm, job):
+        (ref,) = obj["metadata"]["ownerReferences"]
+        assert (ref["kind"], ref["uid"], ref["controller"]) == ("FineTuneJob", "u-1", True)
+    assert yaml.safe_load(cm["data"]["job.yaml"])["job_name"] == "ftj-1"
+    spec = job["spec"]
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"], spec["suspend"]) \
+        == (4, 3600, 600, True)
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"] == {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "2"}
+    assert pod["nodeSelector"] == {"pool": "gpu"} and pod["priorityClassName"] == "training"
+    assert pod["tolerations"] == [{"key": "gpu", "operator": "Exists"}]
+    assert pod["restartPolicy"] == "Never" and pod["serviceAccountName"] == "ftj-trainer"
+    assert container["image"] == "registry.local/senseops/trainer:0.2"
+    # Credentials reach the pod only as a mounted Secret, never as text in the ConfigMap.
+    assert {"name": "store-credentials", "secret": {"secretName": "store-creds"}} in pod["volumes"]
+    assert "store-creds" not in cm["data"]["job.yaml"]
+    rules = spec["podFailurePolicy"]["rules"]
+    assert rules[0] == {"action": "FailJob", "onExitCodes": {"containerName": "trainer", "operator": "In",
+                                                             "values": [3, 64]}}
+    assert rules[1]["action"] == "Ignore"
+
+
+def test_no_gpu_request_when_gpus_is_zero_and_no_secret_volume_without_secret() -> None:
+    _, job = tj.render(owner(resources={"gpus": 0}), "/m", "sa", None)
+    pod = job["spec"]["template"]["spec"]
+    assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
+    assert all(v["name"] != "store-credentials" for v in pod["volumes"])
+
+
+@pytest.mark.parametrize(("name", "suffix", "want"), [
+    ("short", "train", "short-train"),
+    ("a" * 63, "train", "a" * 57 + "-train"),
+    ("x" * 57 + "-yyyy", "job", "x" * 57 + "-y-job"),
+])
+def test_child_names_are_deterministic_and_fit(name: str, suffix: str, want: str) -> None:
+    got = tj.child_name(name, suffix)
+    assert got == want and len(got) <= 63 and tj.child_name(name, suffix) == got
