@@ -234,6 +234,10 @@ class PodWorker(threading.Thread):
         if not c.spec.get("readinessProbe") and not c.init:
             c.ready = c.started
 
+    def _forget_record(self, c: ContainerRun) -> None:
+        with contextlib.suppress(OSError):
+            (self.node.state_dir / "containers" / f"{self.uid}_{c.name}.json").unlink()
+
     def _record_exit(self, c: ContainerRun, code: int, message: str | None = None) -> None:
         terminated: dict[str, Any] = {"exitCode": code, "reason": s.exit_reason(code),
                                       "startedAt": c.started_at, "finishedAt": now_iso(),
@@ -243,8 +247,7 @@ class PodWorker(threading.Thread):
         c.proc = None
         c.last_exit = code
         c.ready = False
-        with contextlib.suppress(OSError):
-            (self.node.state_dir / "containers" / f"{self.uid}_{c.name}.json").unlink()
+        self._forget_record(c)
         if c.init and code == 0:
             c.done = True
             c.state = {"terminated": terminated}
@@ -357,6 +360,7 @@ class PodWorker(threading.Thread):
                 c.proc.wait()
                 code = s.exit_code_of(c.proc.returncode)
                 c.proc = None
+                self._forget_record(c)
                 c.state = {"terminated": {"exitCode": code, "reason": s.exit_reason(code),
                                           "startedAt": c.started_at, "finishedAt": now_iso()}}
         if not self.gone.is_set():
@@ -395,8 +399,7 @@ class PodWorker(threading.Thread):
     def _cleanup(self) -> None:
         self._release_network()
         for c in self.inits + self.containers:
-            with contextlib.suppress(OSError):
-                (self.node.state_dir / "containers" / f"{self.uid}_{c.name}.json").unlink()
+            self._forget_record(c)
         self.node.volumes.release(self.dir / "volumes")
 
     # --- status ------------------------------------------------------------------------------------

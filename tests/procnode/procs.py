@@ -10,12 +10,14 @@ from pathlib import Path
 
 
 def proc_start_time(pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat: distinguishes a live process from a reused pid."""
+    """Field 22 of /proc/PID/stat: distinguishes a live process from a reused pid (None when the
+    process is gone or a zombie)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat[stat.rindex(")") + 2:].split()[19]
+    fields = stat[stat.rindex(")") + 2:].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
 
 
 def kill_recorded(record: Path, sig: int) -> bool:

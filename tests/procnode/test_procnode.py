@@ -120,7 +120,7 @@ def test_env_volumes_init_containers_and_service_account(local_cluster: ClusterH
                  "assert pod.status.pod_ip == os.environ['POD_IP'], pod.status.pod_ip; print('api ok')")
     checks = " && ".join([
         'test "$GREETING" = hello', 'test "$KEY" = s3cr3t', 'test "$GREETING_COPY" = hello-from-$(POD_NAME)',
-        'test "$GPUS" = 1', 'test "$(cat /etc/cfg/greeting)" = hello', 'test "$(cat /etc/creds/key)" = s3cr3t',
+        'test "$CPU_M" = 250', 'test "$(cat /etc/cfg/greeting)" = hello', 'test "$(cat /etc/creds/key)" = s3cr3t',
         'test "$(cat /etc/podinfo/name)" = "$POD_NAME"', 'test "$(cat /scratch/from-init)" = init-ran',
         'test "$(pwd)" = /scratch', '! touch /etc/cfg/x 2>/dev/null',
         'test -s /var/run/secrets/kubernetes.io/serviceaccount/token',
@@ -134,6 +134,7 @@ def test_env_volumes_init_containers_and_service_account(local_cluster: ClusterH
                                    "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}]
     main = pod_spec["containers"][0]
     main["workingDir"] = "/scratch"
+    main["resources"] = {"limits": {"nvidia.com/gpu": "1", "cpu": "250m"}}
     main["env"] = [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -141,7 +142,7 @@ def test_env_volumes_init_containers_and_service_account(local_cluster: ClusterH
         {"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "greeting"}}},
         {"name": "GREETING_COPY", "value": "$(GREETING)-from-$(POD_NAME)"},
         {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "key"}}},
-        {"name": "GPUS", "valueFrom": {"resourceFieldRef": {"resource": "limits.nvidia.com/gpu"}}},
+        {"name": "CPU_M", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1m"}}},
     ]
     main["volumeMounts"] = [{"name": "cfg", "mountPath": "/etc/cfg"}, {"name": "creds", "mountPath": "/etc/creds"},
                             {"name": "podinfo", "mountPath": "/etc/podinfo"},
@@ -194,11 +195,43 @@ def test_deletion_sends_sigterm_then_removes_the_pod(local_cluster: ClusterHandl
     apply(local_cluster, pod)
     wait_for("pod running", lambda: local_cluster.get_json("pod", "graceful", "-n", ns)["status"].get("phase")
              == "Running", 60)
-    started = time.monotonic()
+    uid = local_cluster.get_json("pod", "graceful", "-n", ns)["metadata"]["uid"]
     local_cluster.kubectl("delete", "pod", "graceful", "-n", ns, "--wait=true", timeout=60)
-    assert time.monotonic() - started < 15  # it exited on SIGTERM, well before the 20 s grace period
-    assert marker.read_text().strip() == "term"
-    assert not list((process_node.state_dir / "containers").glob("*.json"))
+    assert marker.read_text().strip() == "term"  # the process got SIGTERM (and its trap ran) before the kill
+    assert not list((process_node.state_dir / "containers").glob(f"{uid}_*.json"))  # no process left
+
+
+def test_node_crash_leaves_no_process_behind(local_cluster: ClusterHandle, ns: str, tmp_path: Path) -> None:
+    """`down` after a SIGKILL of the node process still stops the pods' processes and the pod network."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.controlplane.cluster import bin_dir
+    from tests.procnode.procs import proc_start_time
+
+    node = ProcessNodeHandle(tmp_path / "crash-node", Path(local_cluster.kubeconfig), name="proc-node-crash")
+    node.up(bin_dir())
+    try:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "orphan", "namespace": ns}, "spec": {
+            **PLACEMENT, "nodeName": "proc-node-crash",
+            "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]}]}}
+        apply(local_cluster, pod)
+        records = wait_for("container started", lambda: list((node.state_dir / "containers").glob("*.json")), 60)
+        pid = json.loads(records[0].read_text())["pid"]
+        record = node.record()
+        assert record is not None
+        os.kill(int(record["pid"]), signal.SIGKILL)  # type: ignore[arg-type]
+        wait_for("node process gone", lambda: not node.running(), 10)
+        assert proc_start_time(pid) is not None  # the orphan still runs ...
+        netns = f"senseops-pn{record['block']}"
+    finally:
+        node.down()
+    wait_for("orphan stopped", lambda: proc_start_time(pid) is None, 10)  # ... until down()
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert netns not in listed.split()
+    local_cluster.kubectl("delete", "pod", "orphan", "-n", ns, "--force", "--grace-period=0", check=False)
+    local_cluster.kubectl("delete", "node", "proc-node-crash", check=False)
 
 
 RUNTIME_SECRET = "procnode-tests-hs256-secret-0123456789abcdef"
