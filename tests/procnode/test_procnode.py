@@ -19,6 +19,7 @@ import pytest
 from tests.controlplane.fixtures import ClusterHandle
 from tests.procnode.fixtures import PLACEMENT
 from tests.procnode.launcher import ProcessNodeHandle
+from tests.procnode.workloads import RUNTIME_SECRET, ready_endpoints, runtime_deployment
 
 pytestmark = pytest.mark.cluster
 
@@ -232,55 +233,6 @@ def test_node_crash_leaves_no_process_behind(local_cluster: ClusterHandle, ns: s
     assert netns not in listed.split()
     local_cluster.kubectl("delete", "pod", "orphan", "-n", ns, "--force", "--grace-period=0", check=False)
     local_cluster.kubectl("delete", "node", "proc-node-crash", check=False)
-
-
-RUNTIME_SECRET = "procnode-tests-hs256-secret-0123456789abcdef"
-
-
-def runtime_deployment(ns: str, model_dir: Path, replicas: int = 2) -> list[dict[str, Any]]:
-    """The runtime as a Deployment on the process node (tiny model from a hostPath) and its Service."""
-    labels = {"app.kubernetes.io/name": "senseops-runtime", "app.kubernetes.io/instance": "pn"}
-    container = {
-        "name": "runtime", "image": "senseops/runtime:test",
-        "args": ["--host", "0.0.0.0", "--port", "8000"],
-        "ports": [{"name": "http", "containerPort": 8000}],
-        "env": [
-            {"name": "HOME", "value": "/tmp"},
-            {"name": "SENSEOPS_MODEL_URI", "value": "file:///models/tiny"},
-            {"name": "SENSEOPS_BACKEND", "value": "torch"},
-            {"name": "SENSEOPS_THREADS", "value": "1"},
-            {"name": "SENSEOPS_MODEL_CACHE_DIR", "value": "/var/cache/senseops/models"},
-            {"name": "SENSEOPS_JWT_HS256_SECRET_FILE", "value": "/var/run/secrets/senseops/jwt/hs256-secret"},
-            {"name": "SENSEOPS_MODEL_VERSION", "valueFrom": {"fieldRef": {
-                "fieldPath": "metadata.labels['app.kubernetes.io/instance']"}}},
-        ],
-        "volumeMounts": [{"name": "model", "mountPath": "/models/tiny", "readOnly": True},
-                         {"name": "jwt", "mountPath": "/var/run/secrets/senseops/jwt", "readOnly": True},
-                         {"name": "cache", "mountPath": "/var/cache/senseops/models"},
-                         {"name": "tmp", "mountPath": "/tmp"}],
-        "startupProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 1, "failureThreshold": 600},
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 1},
-        "livenessProbe": {"tcpSocket": {"port": 8000}, "periodSeconds": 5},
-        # Keep serving while the endpoint change reaches clients, then stop (the usual production pattern).
-        "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
-    }
-    deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "runtime", "namespace": ns},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": {
-            "metadata": {"labels": labels},
-            "spec": {**PLACEMENT, "terminationGracePeriodSeconds": 15, "containers": [container], "volumes": [
-                {"name": "model", "hostPath": {"path": str(model_dir)}},
-                {"name": "jwt", "secret": {"secretName": "runtime-jwt"}},
-                {"name": "cache", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]}}}}
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "runtime", "namespace": ns},
-               "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
-    return [deployment, service]
-
-
-def ready_endpoints(cluster: ClusterHandle, ns: str, service: str) -> set[str]:
-    slices = cluster.get_json("endpointslices", "-n", ns, "-l", f"kubernetes.io/service-name={service}")["items"]
-    return {addr for sl in slices for ep in sl.get("endpoints") or []
-            if (ep.get("conditions") or {}).get("ready") for addr in ep["addresses"]}
 
 
 @pytest.mark.slow
