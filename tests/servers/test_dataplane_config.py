@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.controlplane.components import parse_versions
 from tests.servers.prometheus import (
     POD_JOB,
     POD_NETWORK,
@@ -30,6 +31,44 @@ from tests.servers.registry import (
     registry_config,
     write_model_layer,
 )
+
+SERVERS = Path(__file__).resolve().parent
+
+
+def _go_mod_tools(gomod: str) -> list[str]:
+    """The packages of a go.mod's ``tool`` directives (``tool X`` lines and ``tool ( ... )`` blocks)."""
+    single = re.findall(r"^tool ([^\s(]+)$", gomod, re.M)
+    blocks = [pkg for block in re.findall(r"^tool \((.*?)^\)", gomod, re.M | re.S) for pkg in block.split()]
+    return single + blocks
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "module", "version_key", "tools"),
+    [
+        ("registry", "github.com/distribution/distribution/v3", "REGISTRY_VERSION",
+         ["github.com/distribution/distribution/v3/cmd/registry"]),
+        ("crane", "github.com/google/go-containerregistry", "CRANE_VERSION",
+         ["github.com/google/go-containerregistry/cmd/crane"]),
+        ("prometheus", "github.com/prometheus/prometheus", "PROMETHEUS_MODULE_VERSION",
+         ["github.com/prometheus/prometheus/cmd/prometheus", "github.com/prometheus/prometheus/cmd/promtool"]),
+    ],
+)
+def test_wrapper_modules_match_versions_env(wrapper: str, module: str, version_key: str, tools: list[str]) -> None:
+    """The generated go.mod pins the release in versions.env (rerun gen-wrapper-modules.sh after a bump)."""
+    versions = parse_versions((SERVERS / "versions.env").read_text())
+    gomod = (SERVERS / "go" / wrapper / "go.mod").read_text()
+    assert "DO NOT EDIT" in gomod.splitlines()[0]
+    pinned = rf"^\s*(require )?{re.escape(module)} {re.escape(versions[version_key])}( // indirect)?$"
+    assert re.search(pinned, gomod, re.M)
+    assert _go_mod_tools(gomod) == tools
+    assert (SERVERS / "go" / wrapper / "go.sum").stat().st_size > 0
+
+
+def test_prometheus_version_matches_its_module_version() -> None:
+    """Module v0.316.0 is Prometheus 3.16.0: the version stamped into the binary must agree."""
+    versions = parse_versions((SERVERS / "versions.env").read_text())
+    major_minor, patch = versions["PROMETHEUS_MODULE_VERSION"].removeprefix("v0.").split(".")
+    assert versions["PROMETHEUS_VERSION"] == f"{major_minor[0]}.{int(major_minor[1:])}.{patch}"
 
 
 @pytest.mark.parametrize(
