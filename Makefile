@@ -6,8 +6,9 @@ SHELL := /bin/bash
 
 export SENSEOPS_CACHE ?= $(HOME)/.cache/senseops
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/runtime:$(CURDIR)/trainer_image:$(CURDIR)
-# Debian packages the tests and the demo use (kubectl is the real client users run).
-DEBIAN_PACKAGES := kubectl espeak-ng sox libsndfile1 openssl util-linux procps
+# Debian packages the tests and the demo use. kubectl is not one: bookworm has none, so `make bins`
+# builds it from the pinned Kubernetes module (the same version as the API server).
+DEBIAN_PACKAGES := espeak-ng sox libsndfile1 openssl util-linux procps
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
@@ -67,3 +68,4 @@ clean: ## remove local state (.cluster, .demo); caches in ~/.cache/senseops are 
 -include runtime/runtime.mk
 -include trainer_image/trainer.mk
 -include operator/operator.mk
+-include tests/servers/dataplane.mk

@@ -1,27 +1,38 @@
 #!/usr/bin/env bash
 # Builds Go main packages from a pinned wrapper module into the machine cache and links .bin/ to it.
 #
-#   scripts/build-go-bins.sh MODULE_DIR [--ldflags FLAGS] NAME=PACKAGE [NAME=PACKAGE ...]
+#   scripts/build-go-bins.sh MODULE_DIR [--ldflags FLAGS] [--tags TAGS] NAME=PACKAGE [NAME=PACKAGE ...]
 #
 # MODULE_DIR is a folder with a go.mod/go.sum that pins PACKAGE (see tests/controlplane/go/*).
 # Each binary lands in $SENSEOPS_CACHE/bin/NAME (default ~/.cache/senseops/bin). A binary is rebuilt
-# only when its key changes: the key hashes the Go version, go.mod, go.sum, the ldflags and the
-# package, and is stored in $SENSEOPS_CACHE/bin/.keys/NAME. Builds run under `nice -n 10` and
-# a lock, so concurrent callers wait for each other instead of building twice.
+# only when its key changes: the key hashes the Go version, go.mod, go.sum, the ldflags, the build
+# tags and the package, and is stored in $SENSEOPS_CACHE/bin/.keys/NAME. Builds run under
+# `nice -n 10` and a lock, so concurrent callers wait for each other instead of building twice.
+# Before anything else the machine's Go is checked against the module's `go` line, so a too-old Go
+# fails at once with what to do instead of deep inside a build.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${SENSEOPS_CACHE:-$HOME/.cache/senseops}"
 bindir="$cache/bin"
 keydir="$bindir/.keys"
 
-[[ $# -ge 2 ]] || { echo "usage: $0 MODULE_DIR [--ldflags FLAGS] NAME=PACKAGE..." >&2; exit 2; }
+usage="usage: $0 MODULE_DIR [--ldflags FLAGS] [--tags TAGS] NAME=PACKAGE..."
+[[ $# -ge 2 ]] || { echo "$usage" >&2; exit 2; }
 moddir="$(cd "$1" && pwd)"; shift
-ldflags=""
-if [[ ${1-} == --ldflags ]]; then ldflags="$2"; shift 2; fi
+ldflags="" tags=""
+while [[ ${1-} == --* ]]; do
+  case $1 in
+    --ldflags) ldflags="$2"; shift 2 ;;
+    --tags) tags="$2"; shift 2 ;;
+    *) echo "$usage" >&2; exit 2 ;;
+  esac
+done
+[[ $# -ge 1 ]] || { echo "$usage" >&2; exit 2; }
 
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}" CGO_ENABLED="${CGO_ENABLED:-0}"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 command -v go >/dev/null || { echo "error: go not found on PATH (Debian package golang-go or a Go >= 1.26 toolchain)" >&2; exit 1; }
+"$repo/scripts/ensure-go-version.sh" "$moddir"
 
 mkdir -p "$keydir"
 # .bin/ in the repository points at the machine cache. An empty real folder there is replaced by the
@@ -34,7 +45,9 @@ else
 fi
 
 key_for() {  # key_for PACKAGE -> hash that changes whenever the binary would
-  { go version; go env GOOS GOARCH CGO_ENABLED; cat "$moddir/go.mod" "$moddir/go.sum"; echo "$ldflags"; echo "$1"; } \
+  # The tags line is only there when tags are, so keys of binaries built without tags stay as they were.
+  { go version; go env GOOS GOARCH CGO_ENABLED; cat "$moddir/go.mod" "$moddir/go.sum"; echo "$ldflags"; echo "$1"
+    [[ -z $tags ]] || echo "tags=$tags"; } \
     | sha256sum | cut -c1-32
 }
 
@@ -59,7 +72,7 @@ echo "==> building ${stale_names[*]} from $moddir (this can take many minutes th
 start=$SECONDS
 # One `go build` per package keeps the output names ours; the build cache shares the common work.
 for i in "${!stale_names[@]}"; do
-  (cd "$moddir" && nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$tmp/${stale_names[$i]}" "${stale_pkgs[$i]}")
+  (cd "$moddir" && nice -n 10 go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$tmp/${stale_names[$i]}" "${stale_pkgs[$i]}")
   mv -f "$tmp/${stale_names[$i]}" "$bindir/${stale_names[$i]}"
   key_for "${stale_pkgs[$i]}" >"$keydir/${stale_names[$i]}"
   echo "    built ${stale_names[$i]} ($((SECONDS - start))s so far)"

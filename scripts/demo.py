@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from senseops_common.storage import local_directory_manifest
+from tests.controlplane.cluster import kubectl_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo"
@@ -36,7 +37,7 @@ def kubectl(*args: str, input: str | None = None, check: bool = True) -> str:
     # A discovery cache per cluster: a new cluster can reuse an old one's port, and kubectl's default
     # cache (keyed by host:port) would then hide our freshly installed CRDs.
     cache = ROOT / ".cluster" / "kubectl-cache"
-    result = subprocess.run(["kubectl", f"--kubeconfig={KUBECONFIG}", f"--cache-dir={cache}", *args],
+    result = subprocess.run([kubectl_binary(), f"--kubeconfig={KUBECONFIG}", f"--cache-dir={cache}", *args],
                             input=input, text=True, capture_output=True)
     if check and result.returncode != 0:
         sys.exit(f"kubectl {' '.join(args)} failed:\n{result.stderr}")

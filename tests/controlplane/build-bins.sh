@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned local control plane (etcd, kwok, kube-apiserver, kube-controller-manager,
-# kube-scheduler) into $SENSEOPS_CACHE/bin and links .bin/ to it. A no-op when already built.
+# kube-scheduler) and kubectl, the client every target and test uses, into $SENSEOPS_CACHE/bin and
+# links .bin/ to it. A no-op when already built.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -23,4 +24,5 @@ done
 "$build" "$here/go/kubernetes" --ldflags "$ldflags" \
   kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
   kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
-  kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler
+  kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
+  kubectl=k8s.io/kubernetes/cmd/kubectl

@@ -48,6 +48,20 @@ def bin_dir() -> Path:
     return cache / "bin"
 
 
+def kubectl_binary() -> str:
+    """The kubectl every test and target runs: $SENSEOPS_KUBECTL, else the one `make bins` builds from the
+    pinned Kubernetes module (same version as the API server). Never a kubectl found on PATH: the ones
+    on these machines are outside the version-skew policy."""
+    chosen = os.environ.get("SENSEOPS_KUBECTL")
+    if chosen:
+        return chosen
+    built = bin_dir() / "kubectl"
+    if not built.exists():
+        raise FileNotFoundError(f"kubectl not found at {built}: run `make bins` (builds it from the pinned "
+                                "Kubernetes module)")
+    return str(built)
+
+
 def free_ports(count: int) -> list[int]:
     """Ask the kernel for ``count`` distinct free loopback ports (held open together so they differ)."""
     sockets = []

@@ -7,7 +7,7 @@ CONTROLPLANE_PY = $(if $(wildcard $(PY)),$(PY),python3)
 
 .PHONY: bins cluster-up cluster-down cluster-status
 
-bins: ## build etcd, kwok, kube-apiserver/-controller-manager/-scheduler once into $SENSEOPS_CACHE/bin (.bin links there)
+bins: ## build etcd, kwok, kube-apiserver/-controller-manager/-scheduler, kubectl once into $SENSEOPS_CACHE/bin (.bin links there)
 	@$(CONTROLPLANE)/build-bins.sh
 
 cluster-up: bins venv debian ## start the local control plane and the process node in the background; writes .cluster/kubeconfig

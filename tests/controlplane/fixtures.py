@@ -22,24 +22,11 @@ from typing import Any
 
 import pytest
 
-from tests.controlplane.cluster import DEFAULT_ROOT, ClusterError, LocalCluster
+from tests.controlplane.cluster import DEFAULT_ROOT, ClusterError, LocalCluster, kubectl_binary
 from tests.controlplane.components import COMPONENT_ORDER
 
 LOG_TAIL_LINES = 40
 _LOG_DIR_KEY = pytest.StashKey[Path]()
-
-
-def kubectl_binary() -> str:
-    """The real kubectl: $SENSEOPS_KUBECTL, else Debian's /usr/bin/kubectl, else the one on PATH."""
-    chosen = os.environ.get("SENSEOPS_KUBECTL")
-    if chosen:
-        return chosen
-    if Path("/usr/bin/kubectl").exists():
-        return "/usr/bin/kubectl"
-    found = shutil.which("kubectl")
-    if found is None:
-        raise RuntimeError("kubectl not found: run `make debian` (installs the Debian package kubectl)")
-    return found
 
 
 class KubectlError(AssertionError):

@@ -71,7 +71,8 @@ write_module "$here/go/kubernetes" senseops.dev/controlplane/kubernetes \
   k8s.io/kubernetes "$KUBE_VERSION" "$staging_version" \
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler
+  k8s.io/kubernetes/cmd/kube-scheduler \
+  k8s.io/kubernetes/cmd/kubectl
 write_module "$here/go/etcd" senseops.dev/controlplane/etcd \
   go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "$ETCD_VERSION" \
   go.etcd.io/etcd/server/v3

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+# Which make target builds each Go binary, for the error message when one is missing.
+_BUILT_BY = {"registry": "dataplane-bins", "crane": "dataplane-bins", "prometheus": "dataplane-bins",
+             "promtool": "dataplane-bins", "kubectl": "bins"}
 
 
 def free_port() -> int:
@@ -50,3 +57,14 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout_s: float = 10.0) 
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def go_binary(name: str) -> Path:
+    """A binary built from a pinned Go module: ``.bin/NAME`` or ``$SENSEOPS_CACHE/bin/NAME``; a clear
+    error naming the make target when it was never built."""
+    cache = Path(os.environ.get("SENSEOPS_CACHE", Path.home() / ".cache" / "senseops"))
+    for candidate in (REPO / ".bin" / name, cache / "bin" / name):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    target = _BUILT_BY.get(name, "bins")
+    raise FileNotFoundError(f"{name} not found in .bin/ or $SENSEOPS_CACHE/bin: run `make {target}` first")
