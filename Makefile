@@ -26,7 +26,7 @@ venv: ## create/update the Python virtualenv (cached in ~/.cache/senseops, linke
 debian: ## install the Debian packages the tests and demo need (only the missing ones)
 	@scripts/ensure-debian.sh $(DEBIAN_PACKAGES)
 
-deps: venv debian bins minio ## everything the tests need: venv, Debian packages, Go-built binaries
+deps: venv debian bins minio helm ## everything the tests need: venv, Debian packages, Go-built binaries
 
 crds: venv ## regenerate crds/*.yaml from the operator's pydantic models
 	$(PY) -m senseops_operator.crdgen --out crds
@@ -68,3 +68,4 @@ clean: ## remove local state (.cluster, .demo); caches in ~/.cache/senseops are 
 -include runtime/runtime.mk
 -include trainer_image/trainer.mk
 -include operator/operator.mk
+-include manifests/helm/helm.mk
