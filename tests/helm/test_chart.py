@@ -99,3 +99,27 @@ def test_tke_overlays_server_side_dry_run(local_cluster, entry: str) -> None:  #
         "deployment.apps/senseops-runtime created (server dry run)" in out
     ), out
     assert out.count("(server dry run)") == len(objects(render_kustomize(entry))), out
+
+
+@pytest.mark.cluster
+def test_kind_overlay_server_side_dry_run(local_cluster) -> None:  # type: ignore[no-untyped-def]
+    for namespace in ("senseops-system", "senseops"):
+        local_cluster.kubectl("create", "namespace", namespace, check=False)
+    out = local_cluster.kubectl("apply", "--dry-run=server", "-k", str(REPO / "manifests/kind")).stdout
+    assert out.count("(server dry run)") == len(objects(render_kustomize("manifests/kind"))), out
+
+
+def test_kind_config_is_a_kind_cluster_with_an_ingress_node_and_an_inference_worker() -> None:
+    config = yaml.safe_load((REPO / "manifests/kind/kind-config.yaml").read_text())
+    assert (config["apiVersion"], config["kind"]) == ("kind.x-k8s.io/v1alpha4", "Cluster")
+    roles = {n["role"]: n for n in config["nodes"]}
+    assert "ingress-ready=true" in roles["control-plane"]["kubeadmConfigPatches"][0]
+    assert {m["containerPort"] for m in roles["control-plane"]["extraPortMappings"]} == {80, 443}
+    assert roles["worker"]["labels"]["senseops.dev/node-pool"] == "inference"
+    # The overlay's runtime is scheduled where the kind config puts the label.
+    runtime = next(
+        d
+        for d in objects(render_kustomize("manifests/kind")).values()
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "senseops-runtime"
+    )
+    assert runtime["spec"]["template"]["spec"]["nodeSelector"] == {"senseops.dev/node-pool": "inference"}
