@@ -69,3 +69,4 @@ clean: ## remove local state (.cluster, .demo); caches in ~/.cache/senseops are 
 -include trainer_image/trainer.mk
 -include operator/operator.mk
 -include manifests/helm/helm.mk
+-include runtime/console.mk
