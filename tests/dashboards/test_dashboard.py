@@ -13,6 +13,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
+import senseops_common.storage.spool as spool_metrics
 import senseops_operator.metrics as operator_metrics
 from senseops_runtime.metrics import RuntimeMetrics
 
@@ -34,9 +35,10 @@ def promtool() -> Path:
 
 
 def exported_series_names() -> set[str]:
-    """Every series name the runtime and the operator can expose (families expanded with their suffixes)."""
+    """Every series name the runtime, its spool and the operator expose (families expanded with suffixes)."""
     families = list(RuntimeMetrics().registry.collect())
-    for value in vars(operator_metrics).values():
+    # The runtime's /metrics adds the default registry, where the recording spool's metrics live.
+    for value in [*vars(operator_metrics).values(), *vars(spool_metrics).values()]:
         if isinstance(value, MetricWrapperBase):
             families += value.describe()
     assert families and any(f.name.startswith("senseops_operator") for f in families)

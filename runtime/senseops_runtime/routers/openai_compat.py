@@ -126,7 +126,47 @@ def _verbose_json(duration_s: float, decoded: list[tuple[TimedSegment, Transcrip
     }
 
 
-@router.post("/v1/audio/transcriptions")
+# The form is parsed by hand (limits before parsing), so the OpenAPI document is spelled out here.
+OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "model"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "WAV, FLAC, OGG or MP3"},
+                        "model": {"type": "string", "description": "any value; the loaded model answers"},
+                        "language": {"type": "string", "enum": ["auto", "zh", "en", "yue", "ja", "ko"]},
+                        "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS), "default": "json"},
+                        "timestamp_granularities[]": {
+                            "type": "array",
+                            "items": {"type": "string", "enum": ["segment"]},
+                            "description": "segment (the default); word is refused",
+                        },
+                        "prompt": {"type": "string", "description": "accepted, ignored"},
+                        "temperature": {"type": "number", "description": "accepted, ignored"},
+                    },
+                }
+            }
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "json/verbose_json as JSON, text as text/plain, srt and vtt as subtitles",
+            "content": {
+                "application/json": {},
+                "text/plain": {},
+                "application/x-subrip": {},
+                "text/vtt": {},
+            },
+        }
+    },
+}
+
+
+@router.post("/v1/audio/transcriptions", openapi_extra=OPENAPI)
 async def transcriptions(request: Request, services: ServicesDep) -> Response:
     """OpenAI-style transcription of one uploaded file."""
     try:
