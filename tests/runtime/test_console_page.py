@@ -56,3 +56,28 @@ async def _transcribe(browser: Browser, url: str, screenshot: Path) -> tuple[str
         return str(text), str(state), list(tags)
     finally:
         await ws.close()
+
+
+def test_console_shows_a_refused_token_and_does_not_retry(runtime_server: RuntimeServer, tmp_path: Path) -> None:
+    audio = tmp_path / "speech.wav"
+    audio.write_bytes(wav_bytes(speech.pad_with_silence(ENGLISH.synthesize(), 0.5, 0.5)))
+    url = f"{runtime_server.http}/console#token=not-a-jwt&autostart=1"
+    with Browser(tmp_path / "profile", audio, tmp_path / "chromium.log") as browser:
+        state, reason = asyncio.run(_refused(browser, url))
+    assert state == "error", (state, reason)
+    assert reason.startswith("closed 1008"), reason
+
+
+async def _refused(browser: Browser, url: str) -> tuple[str, str]:
+    ws, page = await open_page(browser)
+    try:
+        await page.call("Page.navigate", url=url)
+        state = await page.wait_for(
+            "['error', 'reconnecting'].includes(document.getElementById('state').textContent) &&"
+            " document.getElementById('state').textContent",
+            30,
+        )
+        reason = await page.evaluate("document.getElementById('reason').textContent")
+        return str(state), str(reason)
+    finally:
+        await ws.close()

@@ -61,6 +61,7 @@ function showFinal(msg) {
 }
 
 function onMessage(event) {
+  s.retries = 0; // the server is really serving us: the next drop starts the backoff afresh
   let msg;
   try {
     msg = JSON.parse(event.data);
@@ -103,7 +104,6 @@ function connect() {
     for (const buffer of s.pending) ws.send(buffer);
     s.pending = [];
     s.pendingStartMs = s.capturedMs;
-    s.retries = 0;
     setState("live");
   };
   ws.onmessage = onMessage;
