@@ -34,6 +34,9 @@ CHROMIUM_FLAGS = (
     "--use-fake-device-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
     "--window-size=1100,800",
+    # Belt and braces for the loopback-only rule: no proxy, and no host name resolves except loopback.
+    "--no-proxy-server",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 )
 
 
@@ -57,6 +60,8 @@ class Browser:
 
     def __enter__(self) -> Browser:
         self.profile.mkdir(parents=True, exist_ok=True)
+        active = self.profile / "DevToolsActivePort"
+        active.unlink(missing_ok=True)  # a reused profile's file names an old port
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [
@@ -72,7 +77,6 @@ class Browser:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        active = self.profile / "DevToolsActivePort"
         deadline = time.monotonic() + 60
         while not active.exists() or not active.read_text().strip():
             if self.proc.poll() is not None or time.monotonic() > deadline:
