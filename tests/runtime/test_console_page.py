@@ -33,7 +33,7 @@ def test_console_transcribes_the_microphone(runtime_server: RuntimeServer, tmp_p
     # Speech then enough silence for the VAD to close the segment; Chromium loops the file.
     audio = tmp_path / "speech.wav"
     audio.write_bytes(wav_bytes(speech.pad_with_silence(ENGLISH.synthesize(), 0.8, 2.0)))
-    token = make_token(sub="console-test")
+    token = make_token()  # a fresh subject: its own audio budget
     url = f"{runtime_server.http}/console#token={token}&language=en&autostart=1"
     with Browser(tmp_path / "profile", audio, tmp_path / "chromium.log") as browser:
         text, state, tags = asyncio.run(_transcribe(browser, url, ARTIFACTS / "console.png"))
