@@ -126,13 +126,21 @@ class Page:
         return result["result"].get("value")
 
     async def wait_for(self, expression: str, timeout_s: float) -> Any:
-        """Poll ``expression`` until it is truthy; return its last value either way."""
+        """Poll ``expression`` until it is truthy; return its last value either way.
+
+        An exception counts as "not yet" (the page may still be loading), except on the last try.
+        """
         deadline = time.monotonic() + timeout_s
-        value = await self.evaluate(expression)
-        while not value and time.monotonic() < deadline:
+        while True:
+            try:
+                value = await self.evaluate(expression)
+            except AssertionError:
+                if time.monotonic() >= deadline:
+                    raise
+                value = None
+            if value or time.monotonic() >= deadline:
+                return value
             await asyncio.sleep(0.5)
-            value = await self.evaluate(expression)
-        return value
 
     async def screenshot(self, path: Path) -> None:
         data = await self.call("Page.captureScreenshot", format="png")
