@@ -6,6 +6,7 @@ The chart adds Helm's bookkeeping labels; everything else must be the same objec
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -69,12 +70,35 @@ def render_kustomize(*entries: str) -> str:
 ObjectKey = tuple[str, str, str, str]
 
 
+class Yaml12Loader(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, where ``2e-05`` (no dot) is a string; Kubernetes (YAML 1.2/JSON) reads a number."""
+
+
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$"),
+    list("-+0123456789."),
+)
+
+
+def _numbers_as_json(value: Any) -> Any:
+    """12.0 and 12 are the same JSON number; kustomize re-serialises the CRDs' float defaults without ``.0``."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _numbers_as_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers_as_json(v) for v in value]
+    return value
+
+
 def objects(rendered: str) -> dict[ObjectKey, dict[str, Any]]:
     """Objects by (apiVersion, kind, namespace, name), with Helm's bookkeeping labels removed."""
     out: dict[ObjectKey, dict[str, Any]] = {}
-    for doc in yaml.safe_load_all(rendered):
+    for doc in yaml.load_all(rendered, Loader=Yaml12Loader):  # a SafeLoader subclass
         if not doc:
             continue
+        doc = _numbers_as_json(doc)
         meta = doc["metadata"]
         labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in HELM_LABELS}
         if labels:
