@@ -71,7 +71,7 @@ class Phases:
         if self.tty:
             def tick() -> None:
                 while not stop.wait(self.tick_s):
-                    self.out.write(f"\r{head} … {time.monotonic() - began:.0f} s")
+                    self.out.write(f"\r\033[K{head} … {time.monotonic() - began:.0f} s")
                     self.out.flush()
 
             self.out.write(f"{head} …")
@@ -86,7 +86,7 @@ class Phases:
             stop.set()
             if ticker:
                 ticker.join()
-                self.out.write(f"\r{head} ✗ failed after {time.monotonic() - began:.1f} s{where}\n")
+                self.out.write(f"\r\033[K{head} ✗ failed after {time.monotonic() - began:.1f} s{where}\n")
                 self.out.write("".join(f"      {n}\n" for n in self.notes))
                 self.notes.clear()
             else:
@@ -96,7 +96,7 @@ class Phases:
         stop.set()
         if ticker:
             ticker.join()
-            self.out.write(f"\r{head} ✓ {time.monotonic() - began:.1f} s{where}\n")
+            self.out.write(f"\r\033[K{head} ✓ {time.monotonic() - began:.1f} s{where}\n")
             self.out.write("".join(f"      {n}\n" for n in self.notes))
             self.notes.clear()
         else:

@@ -57,12 +57,12 @@ def test_terminal_shows_a_timer_then_a_check_mark_and_the_notes() -> None:
     with phases.phase("building", REPO / ".demo" / "logs" / "model-build.log"):
         phases.note("model ready")
         deadline = time.monotonic() + 10
-        while "\r[1/3] building … " not in out.getvalue() and time.monotonic() < deadline:
+        while "\r\033[K[1/3] building … " not in out.getvalue() and time.monotonic() < deadline:
             time.sleep(0.01)  # wait for the timer thread to redraw the line at least once
     text = out.getvalue()
     assert text.startswith("[1/3] building …")
-    assert "\r[1/3] building … " in text  # the live timer rewrote the line
-    final = text.rsplit("\r", 1)[-1]
+    assert "\r\033[K[1/3] building … " in text  # the live timer rewrote the line
+    final = text.rsplit("\r\033[K", 1)[-1]
     assert final.startswith("[1/3] building ✓ ") and "(log: .demo/logs/model-build.log)" in final
     assert final.endswith("\n      model ready\n")
 
