@@ -2,7 +2,8 @@
 
 The page is static (HTML, CSS, JS and an AudioWorklet that turns the microphone into 16 kHz s16le
 frames); it holds no secret. The caller pastes a token, or passes it in the URL fragment
-(``/console#token=<jwt>&language=en``), which browsers never send to the server.
+(``/console#token=<jwt>&language=en``), which browsers never send to the server; ``server=wss://…`` in
+the fragment points the page at another runtime.
 """
 
 from __future__ import annotations

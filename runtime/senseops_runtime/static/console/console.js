@@ -16,6 +16,7 @@ const s = {
   pendingStartMs: 0, // audio time of pending[0]
   capturedMs: 0, // audio captured since Start
   retries: 0,
+  reconnects: 0, // connections lost and re-established since Start
   retryTimer: null,
   finals: 0,
 };
@@ -45,6 +46,8 @@ function showFinal(msg) {
   s.finals += 1;
   const li = document.createElement("li");
   li.dataset.segmentId = msg.segment_id || "";
+  li.dataset.startMs = String(msg.start_ms);
+  li.dataset.endMs = String(msg.end_ms);
   const time = document.createElement("span");
   time.className = "time";
   time.textContent = `${fmt(msg.start_ms)}–${fmt(msg.end_ms)}`;
@@ -70,7 +73,8 @@ function onMessage(event) {
   }
   if (typeof msg.final === "string") showFinal(msg);
   else if (typeof msg.partial === "string") $("partial").textContent = msg.partial;
-  $("stats").textContent = `${s.finals} segment(s) · ${fmt(s.capturedMs)} of audio`;
+  $("stats").textContent =
+    `${s.finals} segment(s) · ${fmt(s.capturedMs)} of audio · ${s.reconnects} reconnect(s)`;
 }
 
 function onPcm(buffer) {
@@ -122,6 +126,7 @@ function connect() {
       return;
     }
     s.retries += 1;
+    s.reconnects += 1;
     const delay = Math.min(10000, 500 * 2 ** (s.retries - 1));
     setState("reconnecting", `${reason} — retrying in ${(delay / 1000).toFixed(1)} s`);
     s.retryTimer = setTimeout(connect, delay);
@@ -170,7 +175,7 @@ async function start(event) {
     setState("error", `microphone: ${err.message || err}`);
     return;
   }
-  Object.assign(s, { running: true, pending: [], pendingStartMs: 0, capturedMs: 0, retries: 0 });
+  Object.assign(s, { running: true, pending: [], pendingStartMs: 0, capturedMs: 0, retries: 0, reconnects: 0 });
   $("stop").disabled = false;
   connect();
 }
@@ -195,6 +200,7 @@ function init() {
   const params = new URLSearchParams(location.hash.slice(1));
   if (params.get("token")) $("token").value = params.get("token");
   if (params.get("language")) $("language").value = params.get("language");
+  if (params.get("server")) $("server").value = params.get("server");
   $("controls").addEventListener("submit", start);
   $("stop").addEventListener("click", stop);
   if (params.get("autostart") === "1") start();
