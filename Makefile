@@ -27,7 +27,7 @@ venv: ## create/update the Python virtualenv (cached in ~/.cache/senseops, linke
 debian: ## install the Debian packages the tests and demo need (only the missing ones)
 	@scripts/ensure-debian.sh $(DEBIAN_PACKAGES)
 
-deps: venv debian bins minio ## everything the tests need: venv, Debian packages, Go-built binaries
+deps: venv debian bins minio helm ## everything the tests need: venv, Debian packages, Go-built binaries
 
 crds: venv ## regenerate crds/*.yaml from the operator's pydantic models
 	$(PY) -m senseops_operator.crdgen --out crds
@@ -41,6 +41,7 @@ lint: venv check-crds ## ruff, mypy --strict on the pure core, import-linter con
 	  runtime/senseops_common/storage runtime/senseops_common/layout.py \
 	  runtime/senseops_runtime/auth.py runtime/senseops_runtime/quotas.py runtime/senseops_runtime/scheduler.py \
 	  runtime/senseops_runtime/streaming/decisions.py runtime/senseops_runtime/streaming/segmenter.py
+	$(VENV)/bin/mypy runtime/senseops_cli runtime/senseops_runtime/subtitles.py
 	$(VENV)/bin/lint-imports
 
 test: deps ## run every test (unit, integration on the local control plane and servers, end-to-end)
@@ -69,3 +70,5 @@ clean: ## remove local state (.cluster, .demo); caches in ~/.cache/senseops are 
 -include trainer_image/trainer.mk
 -include operator/operator.mk
 -include tests/servers/dataplane.mk
+-include manifests/helm/helm.mk
+-include runtime/console.mk

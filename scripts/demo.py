@@ -3,6 +3,9 @@
 The samples' ASRModel points at a model directory in the demo's own `file://` store (.demo/store), so
 the operator can really verify its sha256 with no cloud account. Everything started here keeps running
 after the demo so you can explore with kubectl; `make demo-down` stops it.
+
+Output: numbered phases with their time (a live timer on a terminal, JSON lines when not a TTY); the
+chatty tools (control plane start-up, model build) write to log files under .demo/logs/, named on screen.
 """
 
 from __future__ import annotations
@@ -13,8 +16,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import yaml
 
@@ -27,10 +34,94 @@ STORE = DEMO / "store"
 NAMESPACE = "senseops-demo"
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 OPERATOR_PID = DEMO / "operator.pid"
+LOGS = DEMO / "logs"
+
+
+class Phases:
+    """Numbered phases with elapsed time: a live timer line on a terminal, one JSON line per event otherwise."""
+
+    def __init__(self, total: int, out: TextIO = sys.stdout, tick_s: float = 0.5) -> None:
+        self.total = total
+        self.out = out
+        self.tty = out.isatty()
+        self.tick_s = tick_s
+        self.number = 0
+        self.notes: list[str] = []  # result lines of the running phase, shown under its line when it ends
+
+    def note(self, text: str) -> None:
+        """A result line; on a terminal it waits for the phase's line to finish (the timer owns that line)."""
+        if self.tty:
+            self.notes.append(text)
+        else:
+            self.out.write(f"      {text}\n")
+            self.out.flush()
+
+    def _emit(self, **event: object) -> None:
+        self.out.write(json.dumps({"phase": self.number, "of": self.total, **event}) + "\n")
+        self.out.flush()
+
+    @contextmanager
+    def phase(self, title: str, log: Path | None = None) -> Iterator[None]:
+        """Run the body as the next phase; on failure name the log to read and re-raise."""
+        self.number += 1
+        head = f"[{self.number}/{self.total}] {title}"
+        began = time.monotonic()
+        where = f" (log: {log.relative_to(ROOT) if log.is_relative_to(ROOT) else log})" if log else ""
+        stop = threading.Event()
+        ticker = None
+        if self.tty:
+            def tick() -> None:
+                while not stop.wait(self.tick_s):
+                    self.out.write(f"\r\033[K{head} … {time.monotonic() - began:.0f} s")
+                    self.out.flush()
+
+            self.out.write(f"{head} …")
+            self.out.flush()
+            ticker = threading.Thread(target=tick, daemon=True)
+            ticker.start()
+        else:
+            self._emit(title=title, status="started", **({"log": str(log)} if log else {}))
+        try:
+            yield
+        except BaseException:
+            stop.set()
+            if ticker:
+                ticker.join()
+                self.out.write(f"\r\033[K{head} ✗ failed after {time.monotonic() - began:.1f} s{where}\n")
+                self.out.write("".join(f"      {n}\n" for n in self.notes))
+                self.notes.clear()
+            else:
+                self._emit(title=title, status="failed", seconds=round(time.monotonic() - began, 1))
+            self.out.flush()
+            raise
+        stop.set()
+        if ticker:
+            ticker.join()
+            self.out.write(f"\r\033[K{head} ✓ {time.monotonic() - began:.1f} s{where}\n")
+            self.out.write("".join(f"      {n}\n" for n in self.notes))
+            self.notes.clear()
+        else:
+            self._emit(title=title, status="done", seconds=round(time.monotonic() - began, 1))
+        self.out.flush()
+
+
+PHASES = Phases(total=5)
 
 
 def say(text: str) -> None:
-    print(f"\n==> {text}", flush=True)
+    """A result line under the current phase."""
+    PHASES.note(text)
+
+
+def run_logged(args: list[str], log: Path) -> str:
+    """Run a chatty command with its stderr (and stdout) appended to ``log``; return its stdout."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as sink:
+        result = subprocess.run(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=sink)
+        sink.write(result.stdout)
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(args[1:])} failed (exit {result.returncode}); see {log}")
+    return result.stdout.decode()
 
 
 def kubectl(*args: str, input: str | None = None, check: bool = True) -> str:
@@ -48,18 +139,17 @@ def cluster_up() -> None:
     status = subprocess.run([sys.executable, "-m", "tests.controlplane", "status"], cwd=ROOT,
                             capture_output=True, text=True)
     if status.returncode == 0:
-        say("local control plane already running")
+        say("already running")
         return
-    say("starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
     shutil.rmtree(ROOT / ".cluster" / "kubectl-cache", ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "tests.controlplane", "up"], cwd=ROOT, check=True)
+    run_logged([sys.executable, "-m", "tests.controlplane", "up"], LOGS / "controlplane.log")
+    say("etcd, kube-apiserver, controller-manager, scheduler and kwok are up (logs in .cluster/logs/)")
 
 
 def demo_model_dir() -> Path:
-    """The tiny SenseVoice-architecture model (built and cached by the shared builder)."""
-    from senseops_common.testmodel import ensure_tiny_model
-
-    return Path(ensure_tiny_model())
+    """The tiny SenseVoice-architecture model (built once and cached; FunASR's notices go to the log)."""
+    out = run_logged([sys.executable, "-m", "senseops_common.testmodel", "build"], LOGS / "model-build.log")
+    return Path(out.strip().splitlines()[-1])
 
 
 def publish_model(version: str) -> tuple[str, str, int]:
@@ -107,7 +197,7 @@ def start_operator() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "senseops_operator"], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     OPERATOR_PID.write_text(str(proc.pid))
-    say(f"operator running (pid {proc.pid}, log .demo/operator.log, metrics http://127.0.0.1:19090/metrics)")
+    say(f"pid {proc.pid}, log .demo/operator.log, metrics http://127.0.0.1:19090/metrics")
 
 
 def wait_reconciled(timeout_s: float = 90.0) -> None:
@@ -128,29 +218,32 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "tests.controlplane", "down"], cwd=ROOT, check=False)
         return 0
     DEMO.mkdir(exist_ok=True)
-    cluster_up()
-    say("installing the CRDs (generated from the operator's models)")
-    kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "crd", "-l", "app.kubernetes.io/part-of=senseops",
-            "--timeout=60s")
-    kubectl("create", "namespace", NAMESPACE, check=False)
-    say("publishing the demo model to the local file:// store (no cloud account needed)")
-    uri, sha, size = publish_model("2024.07-base")
-    print(f"   {uri}\n   sha256 {sha} ({size} bytes)")
-    start_operator()
-    # A rerun starts from fresh objects (the artifact of an ASRModel is immutable and the demo model may
-    # have been rebuilt); the running operator releases their finalizers.
-    kubectl("delete", "asr", "--all", "-n", NAMESPACE, "--timeout=60s", check=False)
-    say(f"applying manifests/samples/ to namespace {NAMESPACE}")
-    model, *others = samples(uri, sha, size)
-    print("   " + kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(model)).strip())
-    wait_reconciled()  # the job and the rollout reference the model: let it be verified first
-    for doc in others:
-        print("   " + kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(doc)).strip())
-    time.sleep(3)
-    say(f"kubectl get asr -n {NAMESPACE}")
+    phases = PHASES
+    with phases.phase("local Kubernetes control plane", LOGS / "controlplane.log"):
+        cluster_up()
+    with phases.phase("CRDs, generated from the operator's models"):
+        kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))
+        kubectl("wait", "--for=condition=Established", "crd", "-l", "app.kubernetes.io/part-of=senseops",
+                "--timeout=60s")
+        kubectl("create", "namespace", NAMESPACE, check=False)
+    with phases.phase("tiny SenseVoice model into the local file:// store", LOGS / "model-build.log"):
+        uri, sha, size = publish_model("2024.07-base")
+        say(f"{uri}  sha256 {sha[:16]}…  {size / 1e6:.1f} MB")
+    with phases.phase("operator"):
+        start_operator()
+    with phases.phase(f"samples (manifests/samples/) in namespace {NAMESPACE}", DEMO / "operator.log"):
+        # A rerun starts from fresh objects (the artifact of an ASRModel is immutable and the demo model may
+        # have been rebuilt); the running operator releases their finalizers.
+        kubectl("delete", "asr", "--all", "-n", NAMESPACE, "--timeout=60s", check=False)
+        model, *others = samples(uri, sha, size)
+        say(kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(model)).strip())
+        wait_reconciled()  # the job and the rollout reference the model: let it be verified first
+        for doc in others:
+            say(kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(doc)).strip())
+        time.sleep(3)
+    print(f"\nkubectl get asr -n {NAMESPACE}")
     print(kubectl("get", "asr", "-n", NAMESPACE))
-    say("conditions")
+    print("conditions")
     for item in json.loads(kubectl("get", "asr", "-n", NAMESPACE, "-o", "json"))["items"]:
         for cond in (item.get("status") or {}).get("conditions", []):
             print(f"   {item['kind']}/{item['metadata']['name']}: {cond['type']}={cond['status']} "

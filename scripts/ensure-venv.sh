@@ -19,4 +19,19 @@ if [[ "$(cat "$venv/.requirements-sha" 2>/dev/null)" != "$want" ]]; then
   "$venv/bin/pip" install -q --disable-pip-version-check -r requirements.txt
   echo "$want" >"$venv/.requirements-sha"
 fi
+# The project itself, editable, so its console commands (senseops, senseops-runtime, senseops-trainer,
+# senseops-operator) and `python -m senseops_…` work outside make. The venv is shared by every checkout
+# on the machine: the commands run the code of the checkout that last ran this (PYTHONPATH, as make and
+# pytest set it, still wins inside a checkout).
+stamp="$PWD $(sha256sum pyproject.toml | cut -c1-16)"
+if [[ "$(cat "$venv/.editable" 2>/dev/null)" != "$stamp" ]]; then
+  echo "==> installing this checkout ($PWD) editable into $venv"
+  if ! "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e . \
+    >"$venv/.editable.log" 2>&1; then
+    cat "$venv/.editable.log" >&2
+    exit 1
+  fi
+  rm -rf build
+  echo "$stamp" >"$venv/.editable"
+fi
 ln -sfn "$venv" .venv

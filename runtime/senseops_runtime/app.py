@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request, Response
 
 from senseops_runtime.engine.base import Engine
 from senseops_runtime.recording import SpoolRecorder
-from senseops_runtime.routers import health, openai_compat, stream, transcribe
+from senseops_runtime.routers import console, health, openai_compat, stream, transcribe
 from senseops_runtime.scheduler import DecodeScheduler
 from senseops_runtime.services import Services
 from senseops_runtime.settings import RuntimeSettings
@@ -108,7 +108,7 @@ def create_app(settings: RuntimeSettings | None = None, engine_loader: EngineLoa
 
     app = FastAPI(title="SenseOps runtime", version="0.1.0", lifespan=lifespan)
     app.state.services = services
-    for router in (health.router, transcribe.router, openai_compat.router, stream.router):
+    for router in (health.router, transcribe.router, openai_compat.router, stream.router, console.router):
         app.include_router(router)
 
     @app.middleware("http")

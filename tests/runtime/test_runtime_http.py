@@ -72,7 +72,7 @@ def test_openai_client_unchanged(runtime_server: RuntimeServer, tmp_path) -> Non
     assert verbose.language == "english"
     assert verbose.duration == pytest.approx(len(ENGLISH.synthesize()) / 16_000, abs=0.01)
     with pytest.raises(openai.BadRequestError, match="response_format"), path.open("rb") as handle:
-        client.audio.transcriptions.create(model="sensevoice-small", file=handle, response_format="srt")
+        client.audio.transcriptions.create(model="sensevoice-small", file=handle, response_format="diarized_json")
     with pytest.raises(openai.AuthenticationError):
         bad = openai.OpenAI(base_url=f"{runtime_server.http}/v1", api_key="sk-not-a-jwt", max_retries=0)
         with path.open("rb") as handle:

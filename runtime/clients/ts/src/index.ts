@@ -1,0 +1,3 @@
+/** `@senseops/asr-client`: the streaming client and the PCM helpers an Electron renderer needs. */
+export * from "./asrClient.js";
+export * from "./pcm.js";

@@ -1,0 +1,90 @@
+"""``senseops``: one command in front of the project's tools.
+
+    senseops stream --token $T speech.wav          # stream a file to a runtime, print partials and finals
+    senseops token --sub alice --consent           # a development JWT (SENSEOPS_JWT_HS256_SECRET)
+    senseops storage ls s3://bucket/raw/a1/        # object-store operations (ls, cp, cat, stat, rm, verify)
+    senseops crds --out crds                       # regenerate the CRDs from the operator's models
+    senseops testmodel build                       # the tiny trained SenseVoice test model
+
+Each sub-command is the same code as its ``python -m`` module, imported only when it runs (so
+``senseops --help`` does not load torch). The services have their own commands: ``senseops-runtime``,
+``senseops-trainer`` and ``senseops-operator``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SubCommand:
+    """A sub-command: the ``main(argv) -> int`` function it runs, as ``module:function``."""
+
+    target: str
+    summary: str
+    module_cli: str  # the equivalent ``python -m`` spelling, shown in help
+
+    def load(self) -> Callable[[list[str]], int | None]:
+        """Import the module and return its entry function."""
+        module_name, _, function = self.target.partition(":")
+        entry: Callable[[list[str]], int | None] = getattr(importlib.import_module(module_name), function)
+        return entry
+
+
+SUBCOMMANDS: dict[str, SubCommand] = {
+    "stream": SubCommand(
+        "senseops_runtime.client:main",
+        "stream an audio file (or stdin PCM) to a runtime and print transcripts",
+        "python -m senseops_runtime.client",
+    ),
+    "token": SubCommand(
+        "senseops_runtime.tokens:main", "issue a development JWT for the runtime", "python -m senseops_runtime.tokens"
+    ),
+    "storage": SubCommand(
+        "senseops_common.storage.cli:main",
+        "object-store operations: ls, cp, cat, stat, rm, verify",
+        "python -m senseops_common.storage.cli",
+    ),
+    "crds": SubCommand(
+        "senseops_operator.crdgen:main",
+        "generate (or --check) the CRDs from the operator's models",
+        "python -m senseops_operator.crdgen",
+    ),
+    "testmodel": SubCommand(
+        "senseops_common.testmodel.__main__:main",
+        "build the tiny trained test model (or a full-size random one)",
+        "python -m senseops_common.testmodel",
+    ),
+}
+
+
+def usage() -> str:
+    """The help text: every sub-command with its summary."""
+    width = max(len(name) for name in SUBCOMMANDS)
+    lines = [f"  {name:<{width}}  {cmd.summary}" for name, cmd in SUBCOMMANDS.items()]
+    return (
+        "usage: senseops <command> [arguments]   (senseops <command> --help for its arguments)\n\n"
+        "commands:\n" + "\n".join(lines) + "\n\n"
+        "services: senseops-runtime, senseops-trainer, senseops-operator\n"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch to a sub-command; exit code 2 for an unknown one."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage(), end="")
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    command = SUBCOMMANDS.get(name)
+    if command is None:
+        print(f"senseops: unknown command {name!r}\n\n{usage()}", end="", file=sys.stderr)
+        return 2
+    saved, sys.argv = sys.argv, [f"senseops {name}", *rest]  # argparse shows the name the user typed
+    try:
+        return command.load()(rest) or 0
+    finally:
+        sys.argv = saved
