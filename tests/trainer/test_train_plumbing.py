@@ -54,7 +54,8 @@ def test_freeze_param(blocks, expected) -> None:
 
 def test_cpu_command_has_the_design_flags() -> None:
     cmd = build_train_command(TrainParams(), Path("/m"), Path("/t.jsonl"), Path("/v.jsonl"), Path("/o"), "py")
-    assert cmd[:3] == ["py", "-m", "funasr.bin.train"]
+    # FunASR's own entry point, wrapped by the bad-batch guard (funasr_guarded.py).
+    assert cmd[:3] == ["py", "-m", "senseops_trainer.funasr_guarded"]
     for flag in ("++device=cpu", "++dataset_conf.batch_type=token", "++train_conf.avg_keep_nbest_models_type=loss",
                  "++train_conf.resume=true", "++model=/m", "++optim_conf.lr=2e-05", "++output_dir=/o"):
         assert flag in cmd
@@ -65,6 +66,7 @@ def test_multi_gpu_uses_torchrun_and_freezing_is_passed() -> None:
     params = TrainParams(device="cuda", gpus=4, freeze_front_blocks=1, save_every_steps=50)
     cmd = build_train_command(params, Path("/m"), Path("/t"), Path("/v"), Path("/o"), "py")
     assert cmd[:5] == ["py", "-m", "torch.distributed.run", "--nproc_per_node=4", "-m"]
+    assert cmd[5] == "senseops_trainer.funasr_guarded"
     assert "++freeze_param=encoder.encoders0" in cmd
     assert "++train_conf.save_checkpoint_interval=50" in cmd and "++train_conf.validate_interval=50" in cmd
 

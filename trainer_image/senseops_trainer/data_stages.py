@@ -213,6 +213,7 @@ def split(ctx: RunContext) -> dict[str, Any]:
             "distinct_sentences": result.distinct_sentences,
             "near_duplicate_sentences_grouped": result.near_duplicate_sentences,
             "segments_with_repeated_sentence": result.repeated_segments,
+            "largest_sentence_group_segments": result.largest_group_segments,
             "train_val_shared_sentences": len({normalize_text(s.text) for s in result.train}
                                               & {normalize_text(s.text) for s in result.val}),
         }

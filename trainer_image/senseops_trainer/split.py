@@ -2,11 +2,11 @@
 
 Validation must measure sentences the model did not train on, otherwise it flatters: the same sentence
 recorded twice (another speed, another day) would sit on both sides. So the split works on *sentence
-groups*: segments with the same normalised text form one group, and near-duplicate sentences (a unit-level
-edit distance of at most 20 % of the longer one, e.g. one character changed in a five-character
-sentence) join the same group. A group's side is decided by a hash of its key (the smallest normalised
-text in it), so reruns and added data keep existing sentences on their side (a new near-duplicate can
-only pull a sentence into an existing group's side when it bridges two groups).
+groups*: segments with the same normalised text form one group, and a near-duplicate sentence (a
+unit-level edit distance of at most 20 % of the longer one, e.g. one character changed in a
+five-character sentence) joins the group of the first sentence it nearly repeats. A group's side is
+decided by a hash of its key (its leading sentence), so reruns and added data keep existing sentences
+on their side.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class SplitResult:
     near_duplicate_sentences: int = 0  # distinct sentences merged into another sentence's group
     repeated_segments: int = 0  # segments whose exact sentence another segment also has
     val_groups: int = 0
+    largest_group_segments: int = 0  # a huge group makes the split lumpy (templated sentences)
 
 
 def hash_fraction(key: str, salt: str = "") -> float:
@@ -66,27 +67,26 @@ def near_duplicates(a: Sequence[str], b: Sequence[str], max_share: float = NEAR_
 
 
 def group_sentences(texts: Iterable[str]) -> dict[str, str]:
-    """Map each distinct normalised sentence to its group key (the smallest sentence of its group)."""
+    """Map each distinct normalised sentence to its group key.
+
+    Leader clustering, in sorted order: a sentence joins the first group whose leader it nearly duplicates,
+    else it leads a new group (its own key). Not transitive, so a chain of one-character edits cannot
+    weld unrelated sentences into one giant group."""
     distinct = sorted(set(texts))
-    parent = {t: t for t in distinct}
-
-    def root(t: str) -> str:
-        while parent[t] != t:
-            parent[t] = parent[parent[t]]
-            t = parent[t]
-        return t
-
-    units = {t: scoring_units(t) for t in distinct}
-    blocks: dict[tuple[str, ...], list[str]] = {}
+    groups: dict[str, str] = {}
+    blocks: dict[tuple[str, ...], list[tuple[str, list[str]]]] = {}
     for text in distinct:
-        u = units[text]
-        for key in {("^", *u[:_BLOCK_UNITS]), ("$", *u[-_BLOCK_UNITS:])}:
-            for other in blocks.get(key, []):
-                if root(other) != root(text) and near_duplicates(units[other], u):
-                    a, b = sorted((root(other), root(text)))
-                    parent[b] = a
-            blocks.setdefault(key, []).append(text)
-    return {t: root(t) for t in distinct}
+        u = scoring_units(text)
+        keys = {("^", *u[:_BLOCK_UNITS]), ("$", *u[-_BLOCK_UNITS:])}
+        leader = next((lead for key in sorted(keys) for lead, lead_units in blocks.get(key, [])
+                       if near_duplicates(lead_units, u)), None)
+        if leader is not None:
+            groups[text] = leader
+            continue
+        groups[text] = text
+        for key in keys:
+            blocks.setdefault(key, []).append((text, u))
+    return groups
 
 
 def split_segments(
@@ -133,4 +133,8 @@ def split_segments(
     result.near_duplicate_sentences = len(groups) - len(keys)
     result.repeated_segments = sum(n for n in counts.values() if n > 1)
     result.val_groups = len(val_keys)
+    sizes: dict[str, int] = {}
+    for _, text in usable:
+        sizes[groups[text]] = sizes.get(groups[text], 0) + 1
+    result.largest_group_segments = max(sizes.values(), default=0)
     return result
