@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from senseops_trainer.config import GateConfig, TrainParams
-from senseops_trainer.evaluate import gate_verdict
+from senseops_trainer.evaluate import explain_val_golden_gap, gate_set_used, gate_verdict
 from senseops_trainer.progress import (
     FineTuneJobStatusSink,
     ProgressLog,
@@ -98,6 +98,46 @@ def test_gate_verdict(name, rep, gate, passed) -> None:
 def test_gate_message_says_what_failed() -> None:
     ok, reason = gate_verdict(report(0.5, 0.6), GateConfig())
     assert not ok and "not better than the base" in reason and "0.6000" in reason
+
+
+SET_USED_CASES = [
+    ("golden when it has utterances", report(0.9, 0.5), GateConfig(), "golden", "human-verified"),
+    ("val when asked for", report(0.9, 0.5), GateConfig(gate_set="val"), "val", "gate.gate_set is val"),
+    ("val as a fallback, said so", report(0.9, 0.5, golden=0), GateConfig(), "val", "fell back to validation"),
+]
+
+
+@pytest.mark.parametrize(("name", "rep", "gate", "used", "why"), SET_USED_CASES, ids=[c[0] for c in SET_USED_CASES])
+def test_gate_set_used(name, rep, gate, used, why) -> None:
+    assert gate_set_used(rep, gate)[0] == used
+    assert why in gate_set_used(rep, gate)[1]
+
+
+def _rates(val: float, golden: float, units: int) -> dict:
+    return {"sets": {"val": {"utterances": 4, "new": {"rate": val, "reference_units": units}},
+                     "golden": {"utterances": 5, "new": {"rate": golden, "reference_units": units}}}}
+
+
+GAP_CASES = [
+    ("issue 15's gap (0.08 vs 0.77) is not noise", _rates(0.08, 0.77, 40), "larger than that noise"),
+    ("a small gap on small sets is noise", _rates(0.30, 0.36, 30), "within sampling noise"),
+]
+
+
+@pytest.mark.parametrize(("name", "rep", "verdict"), GAP_CASES, ids=[c[0] for c in GAP_CASES])
+def test_validation_golden_gap_is_explained(name, rep, verdict) -> None:
+    summary = {"val_sentence_groups": 2, "near_duplicate_sentences_grouped": 1, "train_val_shared_sentences": 0}
+    out = explain_val_golden_gap(rep, summary)
+    assert out["gap"] == pytest.approx(rep["sets"]["golden"]["new"]["rate"] - rep["sets"]["val"]["new"]["rate"])
+    assert any(verdict in line for line in out["explanation"])
+    assert any("pseudo-labels" in line for line in out["explanation"])
+    assert any("2 sentence group(s) that never occur in training" in line for line in out["explanation"])
+
+
+def test_gap_needs_both_sets() -> None:
+    rep = _rates(0.1, 0.2, 10)
+    rep["sets"]["golden"]["utterances"] = 0
+    assert "nothing to compare" in explain_val_golden_gap(rep, {})["explanation"][0]
 
 
 @pytest.mark.parametrize(
