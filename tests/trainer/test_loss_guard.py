@@ -45,12 +45,28 @@ def test_judge_loss(name, loss, recent, reason) -> None:
     assert verdict.skip is (reason is not None)
 
 
+UNIT_CASES = [
+    ("a batch of long utterances is not a spike: 150-unit labels, 3.0 per unit", 450.0, 150.0, None),
+    ("garbage per unit is: 40 per unit against a median of 2", 400.0, 10.0, "spike"),
+]
+
+
+@pytest.mark.parametrize(("name", "loss", "units", "reason"), UNIT_CASES, ids=[c[0] for c in UNIT_CASES])
+def test_spike_rule_is_per_label_unit(name, loss, units, reason) -> None:
+    recent_per_unit = [1.5, 2.0, 2.5]  # median 2 per label unit
+    verdict = judge_loss(loss, recent_per_unit, CFG, label_units=units)
+    assert verdict.reason == reason
+    assert verdict.skip is (reason is not None)
+
+
 def test_guard_does_not_learn_from_skipped_losses() -> None:
     guard = LossGuard(CFG)
     for loss in (40.0, 50.0, 60.0, math.inf, 1000.0, 45.0):
         guard.observe(loss)
     assert (guard.batches, guard.skipped) == (6, 2)
     assert list(guard.recent) == [40.0, 50.0, 60.0, 45.0]
+    guard.observe(90.0, label_units=2.0)
+    assert guard.recent[-1] == 45.0  # remembered per label unit
 
 
 LIMIT_CASES = [
@@ -129,7 +145,7 @@ def test_guard_installed_into_the_real_funasr_trainer() -> None:
             super().__init__()
             self.w = torch.nn.Parameter(torch.ones(3))
 
-        def forward(self, x):
+        def forward(self, x, text_lengths):
             loss = (self.w * x).sum()
             return loss, {"loss": loss.detach()}, torch.tensor(1)
 
@@ -139,7 +155,7 @@ def test_guard_installed_into_the_real_funasr_trainer() -> None:
     optim = torch.optim.SGD(model.parameters(), lr=0.1)
     for _ in range(2):
         optim.zero_grad(set_to_none=True)
-        loss, stats, _ = model(x=torch.ones(3))
+        loss, stats, _ = model(x=torch.ones(3), text_lengths=torch.tensor([3, 5]))
         loss.backward()
         before = model.w.detach().clone()
         optim.step()

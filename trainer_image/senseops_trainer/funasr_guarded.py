@@ -52,6 +52,15 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0") or 0)
 
 
+def _label_units(batch: dict[str, Any]) -> float:
+    """The batch's mean target length (SenseVoice's forward gets ``text_lengths``); 1 when unknown."""
+    lengths = batch.get("text_lengths")
+    try:
+        return max(1.0, float(lengths.float().mean())) if lengths is not None else 1.0
+    except (AttributeError, TypeError, ValueError):
+        return 1.0
+
+
 def _zero_loss(model: Any, loss: Any) -> Any:
     import torch
 
@@ -77,7 +86,7 @@ def _guard_forward(model: Any, trainer: Any, guard: LossGuard, injections: dict[
         injected = injections.get(guard.batches + 1)
         if injected is not None:
             loss = loss + injected  # a real tensor through the real path; only its value is forced
-        verdict = guard.observe(float(loss.detach().float().sum().cpu()))
+        verdict = guard.observe(float(loss.detach().float().sum().cpu()), _label_units(kwargs))
         if verdict.skip:
             print(skip_marker(verdict, _rank(), int(getattr(trainer, "batch_total", 0)), guard.batches,
                               guard.skipped), flush=True)

@@ -26,7 +26,7 @@ INJECT_ENV = "SENSEOPS_TRAIN_INJECT_LOSS"  # fault injection for tests: "3=inf,5
 # tokens (CTC + the 4 rich-tag tokens): about 10 per token for an untrained model (ln 25055 ≈ 10.1),
 # far less once trained. 1e4 is beyond any label SenseVoice's 30 s segments can carry.
 DEFAULT_MAX_LOSS = 1e4
-DEFAULT_SPIKE_FACTOR = 10.0  # a batch 10× the median of recent accepted batches is an outlier
+DEFAULT_SPIKE_FACTOR = 10.0  # loss per label unit 10× the median of recent accepted batches: an outlier
 DEFAULT_WARMUP_BATCHES = 10  # the spike rule needs a median first
 DEFAULT_WINDOW = 50
 DEFAULT_MAX_SKIPPED_SHARE = 0.05  # more than 5 % of batches unusable: the data is bad, stop
@@ -63,7 +63,7 @@ class LossVerdict:
 
     reason: str | None
     loss: float
-    median: float | None = None
+    median: float | None = None  # of recent accepted losses per label unit (spike verdicts only)
 
     @property
     def skip(self) -> bool:
@@ -71,15 +71,21 @@ class LossVerdict:
         return self.reason is not None
 
 
-def judge_loss(loss: float, recent: list[float], cfg: LossGuardConfig) -> LossVerdict:
-    """Pure: is ``loss`` usable, given the recently accepted losses?"""
+def judge_loss(loss: float, recent: list[float], cfg: LossGuardConfig, label_units: float = 1.0) -> LossVerdict:
+    """Pure: is ``loss`` usable, given the recently accepted losses per label unit?
+
+    The batch loss is a per-utterance *sum* over label tokens, so a batch of long utterances legitimately
+    has a far larger loss than one of short ones; the spike rule therefore compares the loss per label
+    unit (``loss / label_units``, the batch's mean target length) with the median of recent ones. The
+    absolute ceiling applies to the batch loss itself."""
     if not math.isfinite(loss):
         return LossVerdict("non_finite", loss)
     if loss > cfg.max_loss:
         return LossVerdict("above_max_loss", loss)
+    per_unit = loss / max(label_units, 1.0)
     if len(recent) >= cfg.warmup_batches and recent:
         median = statistics.median(recent)
-        if median > 0 and loss > cfg.spike_factor * median:
+        if median > 0 and per_unit > cfg.spike_factor * median:
             return LossVerdict("spike", loss, median)
     return LossVerdict(None, loss)
 
@@ -93,14 +99,14 @@ class LossGuard:
         self.batches = 0
         self.skipped = 0
 
-    def observe(self, loss: float) -> LossVerdict:
-        """Judge one training batch's loss and update the counts."""
+    def observe(self, loss: float, label_units: float = 1.0) -> LossVerdict:
+        """Judge one training batch's loss (``label_units``: its mean target length) and update the counts."""
         self.batches += 1
-        verdict = judge_loss(loss, list(self.recent), self.cfg)
+        verdict = judge_loss(loss, list(self.recent), self.cfg, label_units)
         if verdict.skip:
             self.skipped += 1
         else:
-            self.recent.append(loss)
+            self.recent.append(loss / max(label_units, 1.0))
         return verdict
 
     def limit_reason(self, final: bool = False) -> str | None:
