@@ -30,7 +30,7 @@ DEFAULT_SPIKE_FACTOR = 10.0  # loss per label unit 10× the median of recent acc
 DEFAULT_WARMUP_BATCHES = 10  # the spike rule needs a median first
 DEFAULT_WINDOW = 50
 DEFAULT_MAX_SKIPPED_SHARE = 0.05  # more than 5 % of batches unusable: the data is bad, stop
-DEFAULT_MIN_BATCHES_FOR_LIMIT = 20  # a share needs enough batches to mean something
+DEFAULT_MIN_BATCHES_FOR_LIMIT = 50  # mid-run, a share needs enough batches to mean something (2 of 20 is noise)
 
 
 @dataclass(frozen=True)
