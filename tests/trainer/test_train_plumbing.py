@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -193,3 +196,57 @@ def test_no_status_sink_outside_a_cluster() -> None:
     no_cluster = status_sink_from_env({"FINETUNEJOB_NAME": "j", "FINETUNEJOB_NAMESPACE": "n"})
     assert type(no_cluster).__name__ == "NullStatusSink"
     assert type(status_sink_from_env({})).__name__ == "NullStatusSink"
+
+
+def _fake_funasr(tmp_path: Path, lines: list[str], code: int = 0) -> list[str]:
+    """A stand-in process that prints FunASR-format log lines (the real parser and subprocess plumbing)."""
+    script = tmp_path / f"fake_{len(list(tmp_path.glob('fake_*')))}.py"
+    script.write_text(f"import sys\nfor line in {lines!r}:\n    print(line, flush=True)\nsys.exit({code})\n")
+    return [sys.executable, str(script)]
+
+
+def _train_line(step: int, total: int, loss: float) -> str:
+    return (f"train, rank: 0, epoch: 0/1, data_slice: 0/1, step_in_slice: {step}/10, step_in_epoch: {step}, "
+            f"total step: {total}, (loss_avg_rank: {loss}), (loss_avg_slice: 1.0)")
+
+
+def _skip_line(total: int) -> str:
+    from senseops_trainer.loss_guard import LossVerdict, skip_marker
+
+    return skip_marker(LossVerdict("non_finite", math.inf), 0, total, total, 1)
+
+
+def test_skipped_batches_are_counted_once_across_a_resume(tmp_path) -> None:
+    from senseops_trainer.config import TrainerConfig
+    from senseops_trainer.context import RunContext, StageFailed
+    from senseops_trainer.train import _run_funasr
+
+    out = io.StringIO()
+    ctx = RunContext(cfg=TrainerConfig(train=TrainParams(max_skipped_batch_share=0.5)), workdir=tmp_path / "w",
+                     progress=ProgressLog(out=out))
+    first = [_train_line(1, 1, 5.0), _train_line(2, 2, 4.0), _skip_line(3), _train_line(3, 3, 0.0)]
+    with pytest.raises(StageFailed, match="exited with 1"):
+        _run_funasr(ctx, _fake_funasr(tmp_path, first, code=1), dict(os.environ))
+    # The resumed run continues at step 3 (skipped again: counted once) and skips step 6: 2 batches in all,
+    # including the one only the killed run saw.
+    second = [_skip_line(3), _train_line(3, 3, 0.0), _train_line(4, 4, 3.0), _skip_line(6), _train_line(6, 6, 0.0),
+              _train_line(7, 7, 2.0)]
+    seen = _run_funasr(ctx, _fake_funasr(tmp_path, second), dict(os.environ))
+    assert sorted(e["total_step"] for e in seen["skipped"]) == [3, 6]
+    third = [_train_line(8, 8, 2.0), _skip_line(9), _train_line(9, 9, 0.0), _train_line(10, 10, 2.0)]
+    seen = _run_funasr(ctx, _fake_funasr(tmp_path, third), dict(os.environ))
+    assert sorted(e["total_step"] for e in seen["skipped"]) == [3, 6, 9]  # earlier runs' skips still count
+    steps = [json.loads(line) for line in out.getvalue().splitlines() if '"event": "step"' in line]
+    assert steps[-1]["skipped_batches"] == 3
+    assert [s["total_step"] for s in steps if s.get("skipped")] == [3, 3, 6, 9]
+
+
+def test_skip_share_above_the_limit_fails_at_the_end_of_a_short_run(tmp_path) -> None:
+    from senseops_trainer.config import TrainerConfig
+    from senseops_trainer.context import RunContext, StageFailed
+    from senseops_trainer.train import _run_funasr
+
+    ctx = RunContext(cfg=TrainerConfig(), workdir=tmp_path / "w", progress=ProgressLog(out=io.StringIO()))
+    lines = [_train_line(1, 1, 5.0), _skip_line(2), _train_line(2, 2, 0.0), _train_line(3, 3, 4.0)]
+    with pytest.raises(StageFailed, match=r"1 of 3 training batches \(33.3%\)"):
+        _run_funasr(ctx, _fake_funasr(tmp_path, lines), dict(os.environ))

@@ -31,6 +31,7 @@ FUNASR_OUT = "train/funasr"
 MODEL_DIR = "train/model"
 TRAIN_LOG = "train/funasr.log"
 LOSS_CURVE = "train/loss.jsonl"
+SKIPPED_LOG = "train/skipped_batches.jsonl"  # every skipped batch, kept across resumed runs
 TRAINING_INFO = "training.json"  # written into the produced model directory
 # Files of a model directory that the fine-tune does not change (copied from the base).
 _STATIC_SUFFIXES = (".yaml", ".json", ".model", ".mvn", ".txt")
@@ -196,7 +197,14 @@ def _run_funasr(ctx: RunContext, command: list[str], env: dict[str, str]) -> dic
     started = time.monotonic()
     seen: dict[str, Any] = {"resumed": False, "last": None, "first_step": None, "steps_run": 0,
                             "skipped": [], "limit": None}
-    skipped_steps: set[int] = set()
+    # Batches skipped by earlier (killed) runs of this stage still count; a step re-run after a resume is
+    # counted once (by its global step number).
+    skipped_log = ctx.path(SKIPPED_LOG)
+    earlier = [json.loads(x) for x in skipped_log.read_text(encoding="utf-8").splitlines()] if skipped_log.exists() \
+        else []
+    skipped_steps: set[int] = {int(e.get("total_step", -1)) for e in earlier}
+    seen["skipped"] = list({int(e.get("total_step", -1)): e for e in earlier}.values())
+    skipped_this_run: set[int] = set()
     log_path, curve_path = ctx.path(TRAIN_LOG), ctx.path(LOSS_CURVE)
     with open(log_path, "a", encoding="utf-8") as log_file, open(curve_path, "a", encoding="utf-8") as curve:
         log_file.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {' '.join(command)}\n")
@@ -214,8 +222,13 @@ def _run_funasr(ctx: RunContext, command: list[str], env: dict[str, str]) -> dic
                 ctx.progress.emit("train", "resumed", message="continuing from the last checkpoint")
                 continue
             if event["kind"] == "skipped":
-                seen["skipped"].append(event)
-                skipped_steps.add(int(event.get("total_step", -1)))
+                step = int(event.get("total_step", -1))
+                skipped_this_run.add(step)
+                if step not in skipped_steps:
+                    seen["skipped"].append(event)
+                    skipped_steps.add(step)
+                with open(skipped_log, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(event) + "\n")
                 ctx.progress.emit("train", "batch_skipped", total_step=event.get("total_step"),
                                   loss=event.get("loss"), reason=event.get("reason"),
                                   skipped_batches=len(seen["skipped"]))
@@ -223,7 +236,7 @@ def _run_funasr(ctx: RunContext, command: list[str], env: dict[str, str]) -> dic
             if event["kind"] == "limit":
                 seen["limit"] = event.get("reason")
                 continue
-            skipped = event["kind"] == "train" and event["total_step"] in skipped_steps
+            skipped = event["kind"] == "train" and event["total_step"] in skipped_this_run
             curve.write(json.dumps({**event, "skipped": skipped, "t": round(time.monotonic() - started, 3)}) + "\n")
             curve.flush()
             if event["kind"] != "train":
@@ -250,7 +263,9 @@ def _run_funasr(ctx: RunContext, command: list[str], env: dict[str, str]) -> dic
     if code != 0:
         tail = log_path.read_text(encoding="utf-8").splitlines()[-15:]
         raise StageFailed("train", f"funasr.bin.train exited with {code}; last log lines:\n" + "\n".join(tail))
-    final_reason = skip_limit_reason(seen["steps_run"], len(seen["skipped"]), params.loss_guard(), final=True)
+    # Global step numbers span resumed runs, like the skipped count.
+    batches = max(seen["steps_run"], int((seen["last"] or {}).get("total_step") or 0), max(skipped_steps, default=0))
+    final_reason = skip_limit_reason(batches, len(seen["skipped"]), params.loss_guard(), final=True)
     if final_reason:
         raise StageFailed("train", final_reason)
     seen["seconds"] = round(time.monotonic() - started, 2)
