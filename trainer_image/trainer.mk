@@ -1,5 +1,5 @@
 # Trainer area (issue 5): data stages, FunASR fine-tuning, evaluation, export and packaging.
-.PHONY: train-demo trainer-test bench-trainer
+.PHONY: train-demo trainer-test bench-trainer trainer-planted-cases
 
 TRAINER_DEMO_DIR ?= .demo/trainer
 
@@ -14,3 +14,7 @@ trainer-test: venv minio ## trainer tests (unit tables + the end-to-end fine-tun
 bench-trainer: venv ## print filter+normalize throughput (10,000 segments) and tiny-model training samples/s on CPU
 	@scripts/ensure-debian.sh espeak-ng libsndfile1
 	$(PY) tests/benchmarks/bench_trainer.py
+
+trainer-planted-cases: venv ## print the planted bad-segment table (which rule catches each kind; good segments lost)
+	@scripts/ensure-debian.sh espeak-ng libsndfile1
+	$(PY) -m senseops_trainer.planted_cases

@@ -74,6 +74,18 @@ def bench_filter_normalize(count: int) -> None:
     print(f"removed by rule: {result.counts}")
 
 
+def bench_split(count: int) -> None:
+    from senseops_trainer.split import split_segments
+
+    segments = [s.with_text(normalize_text(s.text)) for s in synthetic_segments(count)]
+    started = time.perf_counter()
+    result = split_segments(segments, 0.1)
+    seconds = time.perf_counter() - started
+    print(f"\n### split by sentence group ({count} segments, near-duplicate search included)")
+    print(f"| seconds | segments/s | groups | near-duplicates grouped |\n|---|---|---|---|\n"
+          f"| {seconds:.3f} | {count / seconds:,.0f} | {result.sentence_groups} | {result.near_duplicate_sentences} |")
+
+
 def bench_training(epochs: int) -> None:
     from senseops_common.storage import open_store
     from senseops_common.testmodel import ensure_tiny_model
@@ -116,6 +128,7 @@ def main() -> None:
     parser.add_argument("--skip-train", action="store_true")
     args = parser.parse_args()
     bench_filter_normalize(args.segments)
+    bench_split(args.segments)
     if not args.skip_train:
         bench_training(args.epochs)
 

@@ -27,11 +27,13 @@ def test_progress_is_patched_into_finetunejob_status(local_cluster) -> None:  # 
     api = client.CustomObjectsApi(config.new_client_from_config(str(local_cluster.kubeconfig)))
     sink = FineTuneJobStatusSink("progress", namespace, api)
     sink.publish({"epoch": 2, "step": 40, "totalSteps": 120, "loss": 1.25, "etaSeconds": 300,
-                  "updatedAt": "2026-11-24T08:00:00Z"}, force=True)
+                  "skippedBatches": 2, "updatedAt": "2026-11-24T08:00:00Z"}, force=True)
 
     job = local_cluster.get_json("finetunejob", "progress", "-n", namespace)
+    # skippedBatches (the trainer's bad-batch count) survives the API server's pruning: it is in the schema.
     assert job["status"]["progress"] == {"epoch": 2, "step": 40, "totalSteps": 120, "loss": 1.25,
-                                         "etaSeconds": 300, "updatedAt": "2026-11-24T08:00:00Z"}
+                                         "etaSeconds": 300, "skippedBatches": 2,
+                                         "updatedAt": "2026-11-24T08:00:00Z"}
     wide = local_cluster.kubectl("get", "finetunejob", "progress", "-n", namespace, "-o", "wide").stdout
     header, row = wide.splitlines()[:2]
     assert "EPOCH" in header and "LOSS" in header

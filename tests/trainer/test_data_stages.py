@@ -91,6 +91,8 @@ def test_stage_failures_exit_2_with_a_reason(recordings, tmp_path, dataset, stag
     assert code == 2
     assert events[-1]["stage"] == stage and events[-1]["event"] == "failed"
     assert message in events[-1]["message"]
+    # One line per failure (issue 15): not a second "failed" line without a message.
+    assert [e["event"] for e in events].count("failed") == 1
 
 
 def test_bad_settings_exit_64(tmp_path) -> None:

@@ -7,11 +7,14 @@ import dataclasses
 import pytest
 
 from senseops_trainer.filters import (
+    AUDIO_STATS_KEY,
+    DEFAULT_RATE_LIMITS,
     RULE_NAMES,
     FilterConfig,
     apply_filters,
     first_rejection,
     max_ngram_repeat,
+    rule_audio,
     rule_confidence,
     rule_duration,
     rule_empty_text,
@@ -115,3 +118,68 @@ def test_apply_filters_counts_every_rule_and_keeps_order() -> None:
     assert set(result.counts) == set(RULE_NAMES)
     assert sum(result.counts.values()) == 3
     assert result.kept_hours == pytest.approx(4.0 / 3600)
+
+
+# --- language-aware rate limits (issue 15) ---------------------------------------------------------------
+
+LONG_68 = "今天我们来聊一聊这个产品的材质和做工还有售后服务的所有细节以及发货时间和退换货的规则说明" \
+    "最后再给大家讲一讲优惠券怎么领取和使用的方法好吗"
+
+RATE_CASES = [
+    ("issue 15: 68 Mandarin chars on 7.2 s (9.4/s) is removed by default", seg(LONG_68, seconds=7.2), {},
+     "rate_outlier"),
+    ("fast but real Mandarin: 7.3 chars/s", seg("直播间秒杀开始优惠券到了链接已上", seconds=2.2), {}, None),
+    ("English limit is in words: 10 words in 2 s (5/s) is too fast", seg(" ".join(["sale"] * 10), seconds=2.0,
+                                                                        lang="en"), {}, "rate_outlier"),
+    ("English 4 words/s is fine", seg("the flash sale starts now now now now", seconds=2.0, lang="en"), {}, None),
+    ("Mandarin chars per s would be far too strict as English words: 5 words in 1.2 s",
+     seg("the flash sale starts now", seconds=1.2, lang="en"), {}, None),
+    ("Japanese kana: 10 chars/s is within 12", seg("ちょくばいのセールです", seconds=1.1, lang="ja"), {}, None),
+    ("an old single-number setting still applies to every language", seg(LONG_68, seconds=7.2),
+     {"max_units_per_s": 12.0}, None),
+    ("a per-language mapping overrides one language only", seg(LONG_68, seconds=7.2),
+     {"max_units_per_s": {"en": 3.0}}, "rate_outlier"),
+    ("a language without a default uses its script's unit (words)", seg("una oferta ahora", seconds=1.0,
+                                                                         lang="es"), {}, None),
+]
+
+
+@pytest.mark.parametrize(("name", "segment", "settings", "expected"), RATE_CASES, ids=[c[0] for c in RATE_CASES])
+def test_language_aware_rate(name, segment, settings, expected) -> None:
+    assert rule_rate(segment, dataclasses.replace(CFG, **settings)) == expected
+
+
+def test_every_default_rate_limit_names_its_source() -> None:
+    for lang, limit in DEFAULT_RATE_LIMITS.items():
+        assert limit.source and limit.min_per_s < limit.max_per_s, lang
+
+
+# --- the audio-side rule ------------------------------------------------------------------------------------
+
+def with_audio(**stats) -> Segment:
+    base = {"duration_s": 2.0, "peak_dbfs": -15.0, "floor_dbfs": -60.0, "dynamic_range_db": 40.0, "speech_s": 1.6}
+    return seg(extra={AUDIO_STATS_KEY: {**base, **stats}})
+
+
+AUDIO_CASES = [
+    ("speech", with_audio(), {}, None),
+    ("white noise with a plausible label (0.9 dB of range)", with_audio(dynamic_range_db=0.9), {},
+     "no_speech_audio"),
+    ("digital silence", with_audio(peak_dbfs=-200.0, dynamic_range_db=0.0), {}, "no_speech_audio"),
+    ("quiet speech (-56 dBFS peak) is still speech", with_audio(peak_dbfs=-56.0), {}, None),
+    ("speech under noise at 5 dB SNR (8.6 dB range) is kept", with_audio(dynamic_range_db=8.6), {}, None),
+    ("no audio statistics: not judged", seg(), {}, None),
+    ("check switched off", with_audio(dynamic_range_db=0.5), {"audio_check": False}, None),
+]
+
+
+@pytest.mark.parametrize(("name", "segment", "settings", "expected"), AUDIO_CASES, ids=[c[0] for c in AUDIO_CASES])
+def test_audio_rule(name, segment, settings, expected) -> None:
+    assert rule_audio(segment, dataclasses.replace(CFG, **settings)) == expected
+
+
+def test_audio_rule_runs_after_the_text_rules() -> None:
+    # Noise at low confidence is blamed on the confidence (cheaper, certain), not on the audio.
+    noisy = dataclasses.replace(with_audio(dynamic_range_db=0.5), confidence=0.2)
+    assert first_rejection(noisy, CFG) == "low_confidence"
+    assert first_rejection(with_audio(dynamic_range_db=0.5), CFG) == "no_speech_audio"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from senseops_trainer.config import GateConfig, TrainParams
-from senseops_trainer.evaluate import gate_verdict
+from senseops_trainer.evaluate import explain_val_golden_gap, gate_set_used, gate_verdict
 from senseops_trainer.progress import (
     FineTuneJobStatusSink,
     ProgressLog,
@@ -54,7 +57,8 @@ def test_freeze_param(blocks, expected) -> None:
 
 def test_cpu_command_has_the_design_flags() -> None:
     cmd = build_train_command(TrainParams(), Path("/m"), Path("/t.jsonl"), Path("/v.jsonl"), Path("/o"), "py")
-    assert cmd[:3] == ["py", "-m", "funasr.bin.train"]
+    # FunASR's own entry point, wrapped by the bad-batch guard (funasr_guarded.py).
+    assert cmd[:3] == ["py", "-m", "senseops_trainer.funasr_guarded"]
     for flag in ("++device=cpu", "++dataset_conf.batch_type=token", "++train_conf.avg_keep_nbest_models_type=loss",
                  "++train_conf.resume=true", "++model=/m", "++optim_conf.lr=2e-05", "++output_dir=/o"):
         assert flag in cmd
@@ -65,6 +69,7 @@ def test_multi_gpu_uses_torchrun_and_freezing_is_passed() -> None:
     params = TrainParams(device="cuda", gpus=4, freeze_front_blocks=1, save_every_steps=50)
     cmd = build_train_command(params, Path("/m"), Path("/t"), Path("/v"), Path("/o"), "py")
     assert cmd[:5] == ["py", "-m", "torch.distributed.run", "--nproc_per_node=4", "-m"]
+    assert cmd[5] == "senseops_trainer.funasr_guarded"
     assert "++freeze_param=encoder.encoders0" in cmd
     assert "++train_conf.save_checkpoint_interval=50" in cmd and "++train_conf.validate_interval=50" in cmd
 
@@ -96,6 +101,46 @@ def test_gate_verdict(name, rep, gate, passed) -> None:
 def test_gate_message_says_what_failed() -> None:
     ok, reason = gate_verdict(report(0.5, 0.6), GateConfig())
     assert not ok and "not better than the base" in reason and "0.6000" in reason
+
+
+SET_USED_CASES = [
+    ("golden when it has utterances", report(0.9, 0.5), GateConfig(), "golden", "human-verified"),
+    ("val when asked for", report(0.9, 0.5), GateConfig(gate_set="val"), "val", "gate.gate_set is val"),
+    ("val as a fallback, said so", report(0.9, 0.5, golden=0), GateConfig(), "val", "fell back to validation"),
+]
+
+
+@pytest.mark.parametrize(("name", "rep", "gate", "used", "why"), SET_USED_CASES, ids=[c[0] for c in SET_USED_CASES])
+def test_gate_set_used(name, rep, gate, used, why) -> None:
+    assert gate_set_used(rep, gate)[0] == used
+    assert why in gate_set_used(rep, gate)[1]
+
+
+def _rates(val: float, golden: float, units: int) -> dict:
+    return {"sets": {"val": {"utterances": 4, "new": {"rate": val, "reference_units": units}},
+                     "golden": {"utterances": 5, "new": {"rate": golden, "reference_units": units}}}}
+
+
+GAP_CASES = [
+    ("issue 15's gap (0.08 vs 0.77) is not noise", _rates(0.08, 0.77, 40), "larger than that noise"),
+    ("a small gap on small sets is noise", _rates(0.30, 0.36, 30), "within sampling noise"),
+]
+
+
+@pytest.mark.parametrize(("name", "rep", "verdict"), GAP_CASES, ids=[c[0] for c in GAP_CASES])
+def test_validation_golden_gap_is_explained(name, rep, verdict) -> None:
+    summary = {"val_sentence_groups": 2, "near_duplicate_sentences_grouped": 1, "train_val_shared_sentences": 0}
+    out = explain_val_golden_gap(rep, summary)
+    assert out["gap"] == pytest.approx(rep["sets"]["golden"]["new"]["rate"] - rep["sets"]["val"]["new"]["rate"])
+    assert any(verdict in line for line in out["explanation"])
+    assert any("pseudo-labels" in line for line in out["explanation"])
+    assert any("2 sentence group(s) that never occur in training" in line for line in out["explanation"])
+
+
+def test_gap_needs_both_sets() -> None:
+    rep = _rates(0.1, 0.2, 10)
+    rep["sets"]["golden"]["utterances"] = 0
+    assert "nothing to compare" in explain_val_golden_gap(rep, {})["explanation"][0]
 
 
 @pytest.mark.parametrize(
@@ -151,3 +196,57 @@ def test_no_status_sink_outside_a_cluster() -> None:
     no_cluster = status_sink_from_env({"FINETUNEJOB_NAME": "j", "FINETUNEJOB_NAMESPACE": "n"})
     assert type(no_cluster).__name__ == "NullStatusSink"
     assert type(status_sink_from_env({})).__name__ == "NullStatusSink"
+
+
+def _fake_funasr(tmp_path: Path, lines: list[str], code: int = 0) -> list[str]:
+    """A stand-in process that prints FunASR-format log lines (the real parser and subprocess plumbing)."""
+    script = tmp_path / f"fake_{len(list(tmp_path.glob('fake_*')))}.py"
+    script.write_text(f"import sys\nfor line in {lines!r}:\n    print(line, flush=True)\nsys.exit({code})\n")
+    return [sys.executable, str(script)]
+
+
+def _train_line(step: int, total: int, loss: float) -> str:
+    return (f"train, rank: 0, epoch: 0/1, data_slice: 0/1, step_in_slice: {step}/10, step_in_epoch: {step}, "
+            f"total step: {total}, (loss_avg_rank: {loss}), (loss_avg_slice: 1.0)")
+
+
+def _skip_line(total: int) -> str:
+    from senseops_trainer.loss_guard import LossVerdict, skip_marker
+
+    return skip_marker(LossVerdict("non_finite", math.inf), 0, total, total, 1)
+
+
+def test_skipped_batches_are_counted_once_across_a_resume(tmp_path) -> None:
+    from senseops_trainer.config import TrainerConfig
+    from senseops_trainer.context import RunContext, StageFailed
+    from senseops_trainer.train import _run_funasr
+
+    out = io.StringIO()
+    ctx = RunContext(cfg=TrainerConfig(train=TrainParams(max_skipped_batch_share=0.5)), workdir=tmp_path / "w",
+                     progress=ProgressLog(out=out))
+    first = [_train_line(1, 1, 5.0), _train_line(2, 2, 4.0), _skip_line(3), _train_line(3, 3, 0.0)]
+    with pytest.raises(StageFailed, match="exited with 1"):
+        _run_funasr(ctx, _fake_funasr(tmp_path, first, code=1), dict(os.environ))
+    # The resumed run continues at step 3 (skipped again: counted once) and skips step 6: 2 batches in all,
+    # including the one only the killed run saw.
+    second = [_skip_line(3), _train_line(3, 3, 0.0), _train_line(4, 4, 3.0), _skip_line(6), _train_line(6, 6, 0.0),
+              _train_line(7, 7, 2.0)]
+    seen = _run_funasr(ctx, _fake_funasr(tmp_path, second), dict(os.environ))
+    assert sorted(e["total_step"] for e in seen["skipped"]) == [3, 6]
+    third = [_train_line(8, 8, 2.0), _skip_line(9), _train_line(9, 9, 0.0), _train_line(10, 10, 2.0)]
+    seen = _run_funasr(ctx, _fake_funasr(tmp_path, third), dict(os.environ))
+    assert sorted(e["total_step"] for e in seen["skipped"]) == [3, 6, 9]  # earlier runs' skips still count
+    steps = [json.loads(line) for line in out.getvalue().splitlines() if '"event": "step"' in line]
+    assert steps[-1]["skipped_batches"] == 3
+    assert [s["total_step"] for s in steps if s.get("skipped")] == [3, 3, 6, 9]
+
+
+def test_skip_share_above_the_limit_fails_at_the_end_of_a_short_run(tmp_path) -> None:
+    from senseops_trainer.config import TrainerConfig
+    from senseops_trainer.context import RunContext, StageFailed
+    from senseops_trainer.train import _run_funasr
+
+    ctx = RunContext(cfg=TrainerConfig(), workdir=tmp_path / "w", progress=ProgressLog(out=io.StringIO()))
+    lines = [_train_line(1, 1, 5.0), _skip_line(2), _train_line(2, 2, 0.0), _train_line(3, 3, 4.0)]
+    with pytest.raises(StageFailed, match=r"1 of 3 training batches \(33.3%\)"):
+        _run_funasr(ctx, _fake_funasr(tmp_path, lines), dict(os.environ))

@@ -15,6 +15,12 @@ from typing import Any
 import yaml
 
 from senseops_trainer.filters import FilterConfig
+from senseops_trainer.loss_guard import (
+    DEFAULT_MAX_LOSS,
+    DEFAULT_MAX_SKIPPED_SHARE,
+    DEFAULT_SPIKE_FACTOR,
+    LossGuardConfig,
+)
 
 DEFAULT_LR = 2e-5
 LR_RANGE = (1e-5, 3e-5)  # the seed's range for fine-tuning the real SenseVoice-Small
@@ -53,6 +59,16 @@ class TrainParams:
     seed: int = 0
     num_threads: int = 0  # torch CPU threads in the training process (0 = torch's default)
     extra_overrides: tuple[str, ...] = ()  # raw "++key=value" lines passed to funasr.bin.train
+    # Bad-batch guard (loss_guard.py): batches above these are skipped and counted; a run whose skipped
+    # share exceeds max_skipped_batch_share fails.
+    max_batch_loss: float = DEFAULT_MAX_LOSS
+    loss_spike_factor: float = DEFAULT_SPIKE_FACTOR
+    max_skipped_batch_share: float = DEFAULT_MAX_SKIPPED_SHARE
+
+    def loss_guard(self) -> LossGuardConfig:
+        """The guard settings the FunASR process gets."""
+        return LossGuardConfig(max_loss=self.max_batch_loss, spike_factor=self.loss_spike_factor,
+                               max_skipped_share=self.max_skipped_batch_share)
 
 
 @dataclass(frozen=True)
@@ -159,5 +175,9 @@ def validate(cfg: TrainerConfig) -> None:
         raise ValueError(f"train.device must be cpu or cuda, not {cfg.train.device!r}")
     if cfg.train.gpus > 1 and cfg.train.device != "cuda":
         raise ValueError("train.gpus > 1 needs train.device: cuda")
+    if not 0.0 <= cfg.train.max_skipped_batch_share < 1.0:
+        raise ValueError("train.max_skipped_batch_share must be in [0, 1) (0.05 = fail above 5 % skipped batches)")
+    if cfg.train.loss_spike_factor <= 1.0 or cfg.train.max_batch_loss <= 0:
+        raise ValueError("train.loss_spike_factor must be above 1 and train.max_batch_loss positive")
     if cfg.gate.gate_set not in ("golden", "val"):
         raise ValueError("gate.gate_set must be golden or val")

@@ -16,7 +16,7 @@ from senseops_trainer.progress import ProgressLog
 from senseops_trainer.segments import Segment
 
 # Bump when a stage's behaviour changes so old manifests stop matching.
-STAGE_CODE_VERSION = "2"
+STAGE_CODE_VERSION = "3"
 
 
 class StageFailed(RuntimeError):
@@ -72,11 +72,9 @@ class RunContext:
             self.progress.emit(name, "skipped", message="finished earlier with the same inputs")
             return summary
         self.progress.emit(name, "start")
-        try:
-            outcome = body()
-        except StageFailed:
-            self.progress.emit(name, "failed")
-            raise
+        # A failure is reported once, by the caller that catches StageFailed (the CLI prints one
+        # "failed" line with the reason), not here as well.
+        outcome = body()
         self.manifest.record(name, digest, outcome.outputs, outcome.summary)
         self.progress.emit(name, "done", **outcome.summary)
         return outcome.summary

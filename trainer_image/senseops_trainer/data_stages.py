@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+import soundfile
+
 from senseops_common.text import normalize_text, scoring_units
+from senseops_trainer.audio_checks import audio_stats, frame_levels_db
 from senseops_trainer.context import RunContext, StageFailed, StageOutcome, read_segments, write_segments
-from senseops_trainer.filters import apply_filters
+from senseops_trainer.dedup import DUPLICATE_RULES, AudioItem, envelope, find_duplicates, pcm_sha256
+from senseops_trainer.filters import AUDIO_STATS_KEY, apply_filters
 from senseops_trainer.recordings import parse_time, read_golden, read_selection
 from senseops_trainer.segments import Segment
 from senseops_trainer.split import split_segments
 
 SEGMENTS = "collect/segments.jsonl"
+DUPLICATES = "collect/duplicates.json"
 GOLDEN = "collect/golden.jsonl"
 AUDIO_DIR = "audio"
 KEPT = "filter/kept.jsonl"
@@ -71,15 +76,39 @@ def collect(ctx: RunContext) -> dict[str, Any]:
             if target.exists():
                 continue  # a rerun after a crash keeps what was already downloaded
             ctx.store().download(seg.audio_key, target)  # sha256-checked, temp file + rename
+        segments, duplicates = examine_audio(ctx, segments)
         write_segments(ctx.path(SEGMENTS), segments)
         write_segments(ctx.path(GOLDEN), golden)
+        by_rule = {rule: sum(1 for d in duplicates if d["rule"] == rule) for rule in DUPLICATE_RULES}
+        ctx.path(DUPLICATES).write_text(json.dumps({"dropped": len(duplicates), "by_rule": by_rule,
+                                                    "duplicates": duplicates}, indent=2), encoding="utf-8")
         hours = sum(s.duration_s for s in segments) / 3600.0
         return StageOutcome(
-            [SEGMENTS, GOLDEN, AUDIO_DIR],
-            {"segments": len(segments), "golden": len(golden), "hours": round(hours, 4)},
+            [SEGMENTS, GOLDEN, AUDIO_DIR, DUPLICATES],
+            {"segments": len(segments), "golden": len(golden), "hours": round(hours, 4),
+             "duplicates_dropped": len(duplicates), "duplicates_by_rule": by_rule},
         )
 
     return ctx.run_stage("collect", inputs, body)
+
+
+def examine_audio(ctx: RunContext, segments: list[Segment]) -> tuple[list[Segment], list[dict[str, str]]]:
+    """Read each segment's audio once: store its statistics on the segment (for the audio filter rule)
+    and drop recordings of the same speech (exact, overlapping or fingerprint duplicates)."""
+    items: list[AudioItem] = []
+    examined: list[Segment] = []
+    for seg in segments:
+        samples, rate = soundfile.read(local_audio(ctx, seg), dtype="float32", always_2d=False)
+        if samples.ndim > 1:
+            samples = samples.mean(axis=1)
+        stats = audio_stats(samples, rate)
+        examined.append(replace(seg, extra={**seg.extra, AUDIO_STATS_KEY: stats.to_json()}))
+        items.append(AudioItem(seg.segment_id, seg.anchor_id, seg.session_ts, seg.start_ms, seg.end_ms,
+                               pcm_sha256(samples), envelope(frame_levels_db(samples, rate))))
+    duplicates = find_duplicates(items)
+    dropped = {d.segment_id for d in duplicates}
+    kept = [s for s in examined if s.segment_id not in dropped]
+    return kept, [{"segment_id": d.segment_id, "kept_id": d.kept_id, "rule": d.rule} for d in duplicates]
 
 
 def filter_stage(ctx: RunContext, redecode: Any = None) -> dict[str, Any]:
@@ -177,6 +206,16 @@ def split(ctx: RunContext) -> dict[str, Any]:
             "golden": len(result.golden),
             "dropped_golden_text_leaks": len(result.leaked_golden_text),
             "train_hours": round(sum(s.duration_s for s in result.train) / 3600.0, 4),
+            # Validation holds whole sentence groups: no normalised sentence is on both sides.
+            "split_by": "normalised sentence group",
+            "sentence_groups": result.sentence_groups,
+            "val_sentence_groups": result.val_groups,
+            "distinct_sentences": result.distinct_sentences,
+            "near_duplicate_sentences_grouped": result.near_duplicate_sentences,
+            "segments_with_repeated_sentence": result.repeated_segments,
+            "largest_sentence_group_segments": result.largest_group_segments,
+            "train_val_shared_sentences": len({normalize_text(s.text) for s in result.train}
+                                              & {normalize_text(s.text) for s in result.val}),
         }
         ctx.path(SPLIT_SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")
         return StageOutcome([TRAIN_LIST, VAL_LIST, GOLDEN_LIST, SPLIT_SUMMARY], summary)

@@ -52,6 +52,14 @@ def summary_table(report: dict[str, Any]) -> str:
                          f"{entry['new']['rate']:>8.3f} {entry['improvement']:>+8.3f}")
     lines.append(f"RTF base {report['rtf']['base']}  new {report['rtf']['new']}")
     lines.append(f"gate: {'PASSED' if report['gate']['passed'] else 'FAILED'} — {report['gate']['reason']}")
+    if report["gate"].get("set_used"):
+        lines.append(f"gate set: {report['gate']['set_used']} ({report['gate'].get('set_used_why', '')})")
+    data = report.get("data", {})
+    if data:
+        lines.append(f"skipped training batches: {data.get('skipped_training_batches', 0)}; duplicates dropped: "
+                     f"{data.get('duplicates_dropped', {})}")
+    for line in report.get("validation_vs_golden", {}).get("explanation", []):
+        lines.append(f"  validation vs golden: {line}")
     for ex in report["examples"]:
         if ex["set"] == "golden":
             lines.append(f"  golden {ex['key']}: ref={ex['reference']!r} base={ex['base']!r} new={ex['new']!r}")

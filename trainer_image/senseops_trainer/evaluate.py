@@ -9,6 +9,7 @@ normalisation the training targets went through.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +21,8 @@ import soundfile
 from senseops_common.text import error_rate
 from senseops_trainer.config import GateConfig
 from senseops_trainer.context import RunContext, StageFailed, StageOutcome
-from senseops_trainer.data_stages import GOLDEN_LIST, VAL_LIST
-from senseops_trainer.train import LOSS_CURVE
+from senseops_trainer.data_stages import DUPLICATES, FILTER_REPORT, GOLDEN_LIST, SPLIT_SUMMARY, VAL_LIST
+from senseops_trainer.train import LOSS_CURVE, TRAINING_INFO
 
 REPORT = "evaluate/report.json"
 CHART = "evaluate/chart.png"
@@ -65,10 +66,21 @@ def decode_set(engine: Any, rows: list[dict[str, Any]]) -> tuple[list[str], floa
     return hyps, decode_s, audio_s
 
 
+def gate_set_used(report: dict[str, Any], gate: GateConfig) -> tuple[str, str]:
+    """Pure: the set the gate judges, and a sentence saying why that one."""
+    sets = report["sets"]
+    if sets.get(gate.gate_set, {}).get("utterances"):
+        why = {"golden": "gate.gate_set is golden and the human-verified golden set has utterances",
+               "val": "gate.gate_set is val"}[gate.gate_set]
+        return gate.gate_set, why
+    return "val", (f"gate.gate_set is {gate.gate_set} but that set is empty (no dataset.golden_key, or no golden "
+                   "segments): the gate fell back to validation, whose labels are unverified pseudo-labels")
+
+
 def gate_verdict(report: dict[str, Any], gate: GateConfig) -> tuple[bool, str]:
     """Pure: does the new model pass the release gate? Returns (passed, a sentence saying why)."""
     sets = report["sets"]
-    name = gate.gate_set if sets.get(gate.gate_set, {}).get("utterances") else "val"
+    name, _ = gate_set_used(report, gate)
     chosen = sets.get(name)
     if not chosen or not chosen.get("utterances"):
         return False, "no evaluation utterances: the gate cannot pass without data"
@@ -83,6 +95,49 @@ def gate_verdict(report: dict[str, Any], gate: GateConfig) -> tuple[bool, str]:
     if gate.max_rtf is not None and rtf is not None and rtf > gate.max_rtf:
         return False, f"new model's real-time factor {rtf:.3f} exceeds gate.max_rtf {gate.max_rtf}"
     return True, f"{name} error rate {base:.4f} → {new:.4f} (improvement {improvement:+.4f})"
+
+
+def _standard_error(rate: float, units: int) -> float:
+    # A binomial approximation per reference unit: rough (errors cluster by utterance), but it tells a
+    # reader whether a gap is within the noise of a small set.
+    return math.sqrt(max(rate * (1 - rate), 0.0) / units) if units > 0 else math.inf
+
+
+def explain_val_golden_gap(report: dict[str, Any], split_summary: dict[str, Any]) -> dict[str, Any]:
+    """Pure: the validation and golden error rates of the new model side by side, and why they differ."""
+    val, golden = report["sets"].get("val", {}), report["sets"].get("golden", {})
+    if not val.get("utterances") or not golden.get("utterances"):
+        return {"explanation": ["only one of validation and golden has utterances: nothing to compare"]}
+    v, g = val["new"]["rate"], golden["new"]["rate"]
+    v_units, g_units = val["new"]["reference_units"], golden["new"]["reference_units"]
+    noise = 2 * math.hypot(_standard_error(v, v_units), _standard_error(g, g_units))
+    lines = [
+        f"validation holds {val['utterances']} segments of {split_summary.get('val_sentence_groups', '?')} sentence "
+        f"group(s) that never occur in training (split by normalised text; "
+        f"{split_summary.get('near_duplicate_sentences_grouped', 0)} near-duplicate sentence(s) grouped, "
+        f"{split_summary.get('train_val_shared_sentences', 0)} shared with training), so it measures unseen "
+        "sentences, not the same sentences at another speed or pitch",
+        "validation labels are the live model's pseudo-labels (unverified); golden labels are human-verified, "
+        "so a wrong pseudo-label counts against the validation rate (or hides an error the model learned)",
+        f"both sets are small ({v_units} and {g_units} reference units): differences below about {noise:.3f} "
+        "(two standard errors) are sampling noise",
+    ]
+    gap = round(g - v, 6)
+    if abs(gap) > noise:
+        lines.append(
+            f"the gap ({gap:+.3f}) is larger than that noise: the sets differ in content — golden sentences "
+            "come from the human-verified list (new word combinations), validation from this job's own recordings"
+        )
+    else:
+        lines.append(f"the gap ({gap:+.3f}) is within sampling noise")
+    return {"val_new": v, "golden_new": g, "gap": gap, "noise_2se": round(noise, 6), "explanation": lines}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -117,7 +172,7 @@ def draw_chart(report: dict[str, Any], curve_path: Path, out: Path) -> None:
 
     lines = curve_path.read_text().splitlines() if curve_path.exists() else []
     points = [json.loads(line) for line in lines if line.strip()]
-    train_pts = [(p["total_step"], p["loss"]) for p in points if p.get("kind") == "train"]
+    train_pts = [(p["total_step"], p["loss"]) for p in points if p.get("kind") == "train" and not p.get("skipped")]
     fig, (ax_loss, ax_cer) = plt.subplots(1, 2, figsize=(11, 4))
     val_pts = [(p["total_step"], p["loss"]) for p in points if p.get("kind") == "val" and "total_step" in p]
     if train_pts:
@@ -177,7 +232,18 @@ def evaluate(ctx: RunContext, base_model: Path, new_model: Path) -> dict[str, An
                 })
         report["rtf"] = {k: round(d / a, 4) if a else None for k, (d, a) in timing.items()}
         passed, reason = gate_verdict(report, ctx.cfg.gate)
-        report["gate"] = {"passed": passed, "reason": reason, **ctx.cfg.to_json()["gate"]}
+        used, why = gate_set_used(report, ctx.cfg.gate)
+        report["gate"] = {"passed": passed, "reason": reason, "set_used": used, "set_used_why": why,
+                          **ctx.cfg.to_json()["gate"]}
+        split_summary = _read_json(ctx.workdir / SPLIT_SUMMARY)
+        report["validation_vs_golden"] = explain_val_golden_gap(report, split_summary)
+        training = _read_json(new_model / TRAINING_INFO)
+        report["data"] = {
+            "split": split_summary,
+            "filter": {k: v for k, v in _read_json(ctx.workdir / FILTER_REPORT).items() if k != "removed_ids"},
+            "duplicates_dropped": _read_json(ctx.workdir / DUPLICATES).get("by_rule", {}),
+            "skipped_training_batches": training.get("skipped_batches", 0),
+        }
         ctx.path(REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
         draw_chart(report, ctx.workdir / LOSS_CURVE, ctx.path(CHART))
         if not passed:
@@ -185,7 +251,8 @@ def evaluate(ctx: RunContext, base_model: Path, new_model: Path) -> dict[str, An
         summary = {
             f"{n}_{m}": s[m]["rate"] for n, s in report["sets"].items() if s.get("utterances") for m in ("base", "new")
         }
-        return StageOutcome([REPORT, CHART], {**summary, "rtf_new": report["rtf"]["new"], "gate": reason})
+        return StageOutcome([REPORT, CHART], {**summary, "rtf_new": report["rtf"]["new"], "gate": reason,
+                                              "gate_set": used})
 
     return ctx.run_stage("evaluate", inputs, body)
 

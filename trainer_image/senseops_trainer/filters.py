@@ -14,7 +14,42 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from senseops_common.text import error_rate, normalize_text, scoring_units
+from senseops_trainer.audio_checks import AudioStats
 from senseops_trainer.segments import Segment
+
+AUDIO_STATS_KEY = "audio_stats"  # Segment.extra key the collect stage fills from the audio
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Plausible label units per second of segment audio for one language, and where the numbers come from."""
+
+    unit: str  # "char" (one per CJK character / kana / hangul block) or "word" (space-separated)
+    min_per_s: float
+    max_per_s: float
+    source: str
+
+
+# Upper limits are about 1.5x the mean *read-speech* syllable rate measured by Pellegrino, Coupe & Marsico,
+# "A cross-language perspective on speech information rate", Language 87(3), 2011 (Mandarin 5.18, Japanese
+# 7.84 syllables/s; English 6.19 syllables/s). A VAD segment also holds pauses, so a whole segment above
+# these is text the audio cannot contain. Lower limits only drop segments with almost no text for their
+# length (hallucinated fillers over long noise); they are not from a speech-rate study.
+DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
+    "zh": RateLimit("char", 0.7, 8.0, "Mandarin 5.18 syllables/s (one character each), Pellegrino et al. 2011; x1.5"),
+    "yue": RateLimit("char", 0.7, 8.0, "no measured Cantonese rate in that study: Mandarin's limit"),
+    "ja": RateLimit("char", 0.7, 12.0, "Japanese 7.84 morae/s, Pellegrino et al. 2011; x1.5 (a kana or kanji "
+                    "carries at least one mora, so characters/s <= morae/s)"),
+    "ko": RateLimit("char", 0.7, 10.0, "no Korean rate in that study: between Mandarin and Japanese"),
+    "en": RateLimit("word", 0.3, 4.5, "230 words/min is the top of natural bursts in live TV (BBC/Ofcom "
+                    "subtitling research); 4.5 words/s = 270 words/min; English 6.19 syllables/s, Pellegrino 2011"),
+}
+# Languages without an entry use the limit of their script's unit.
+FALLBACK_RATE_LIMITS = {"char": DEFAULT_RATE_LIMITS["zh"], "word": DEFAULT_RATE_LIMITS["en"]}
+# Audio: stationary noise varies by < 1 dB frame to frame, speech by 20-40 dB; even speech under white noise at
+# 5 dB SNR still spans ~8.6 dB (measured with espeak-ng speech, see the README's planted-case table).
+DEFAULT_MIN_DYNAMIC_RANGE_DB = 6.0
+DEFAULT_MIN_PEAK_DBFS = -65.0  # quieter than this everywhere is silence (16-bit PCM's LSB is -90 dBFS)
 
 _CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_RE = re.compile(r"[a-zA-Z]")
@@ -33,9 +68,10 @@ class FilterConfig:
     min_confidence: float = 0.6
     min_duration_s: float = 0.5
     max_duration_s: float = 30.0
-    # Scoring units (CJK characters / Latin words) per second; espeak and people both sit well inside.
-    min_units_per_s: float = 0.7
-    max_units_per_s: float = 12.0
+    # Scoring units (CJK characters / Latin words) per second. None = the language's default in
+    # DEFAULT_RATE_LIMITS; a number applies to every language; a mapping {lang: number} overrides per language.
+    min_units_per_s: float | dict[str, float] | None = None
+    max_units_per_s: float | dict[str, float] | None = None
     # A single n-gram (n = 1..3) repeated this often, and covering this share of the text, is garbage
     # (the classic "好的好的好的好的" hallucination).
     max_ngram_repeats: int = 4
@@ -44,6 +80,30 @@ class FilterConfig:
     # Stability: the second decode must agree with the pseudo-label to within this error rate.
     max_redecode_error: float = 0.2
     stability_check: bool = False
+    # Audio-side check (needs the collect stage's audio statistics; segments without them are not judged).
+    audio_check: bool = True
+    min_dynamic_range_db: float = DEFAULT_MIN_DYNAMIC_RANGE_DB
+    min_peak_dbfs: float = DEFAULT_MIN_PEAK_DBFS
+
+    def rate_limit(self, lang: str, text: str) -> tuple[float, float]:
+        """(min, max) units per second for a segment tagged ``lang`` with normalised ``text``."""
+        known = DEFAULT_RATE_LIMITS.get(lang)
+        if known is None:
+            known = FALLBACK_RATE_LIMITS["word" if text_script(text) == "en" else "char"]
+        return (_pick(self.min_units_per_s, lang, known.min_per_s), _pick(self.max_units_per_s, lang, known.max_per_s))
+
+
+def _pick(setting: float | dict[str, float] | None, lang: str, default: float) -> float:
+    if setting is None:
+        return default
+    if isinstance(setting, dict):
+        return float(setting.get(lang, default))
+    return float(setting)
+
+
+def segment_lang(seg: Segment) -> str:
+    """The segment's language tag without SenseVoice's ``<|…|>`` brackets, lower case."""
+    return seg.lang.strip("<|>").lower()
 
 
 def rule_empty_text(seg: Segment, cfg: FilterConfig) -> str | None:
@@ -84,12 +144,34 @@ def rule_repetition(seg: Segment, cfg: FilterConfig) -> str | None:
 
 
 def rule_rate(seg: Segment, cfg: FilterConfig) -> str | None:
-    """Units per second far from speech: text that the audio cannot contain (or hardly any text)."""
+    """Units per second far from the language's speech rate: text the audio cannot contain (or hardly any
+    text). Characters per second for Chinese/Japanese/Korean, words per second for English and other
+    space-separated languages (limits and their sources: DEFAULT_RATE_LIMITS)."""
     if seg.duration_s <= 0:
         return None  # the duration rule reports this one
-    rate = len(scoring_units(_normalized(seg.text))) / seg.duration_s
-    if rate < cfg.min_units_per_s or rate > cfg.max_units_per_s:
+    text = _normalized(seg.text)
+    low, high = cfg.rate_limit(segment_lang(seg), text)
+    rate = len(scoring_units(text)) / seg.duration_s
+    if rate < low or rate > high:
         return "rate_outlier"
+    return None
+
+
+def segment_audio_stats(seg: Segment) -> AudioStats | None:
+    """The audio statistics the collect stage stored on the segment, if any."""
+    data = seg.extra.get(AUDIO_STATS_KEY)
+    return AudioStats.from_json(data) if isinstance(data, dict) else None
+
+
+def rule_audio(seg: Segment, cfg: FilterConfig) -> str | None:
+    """The audio holds no speech: silence, or stationary noise (hum, hiss) whose level hardly varies.
+
+    Catches a plausible label on noise, which no text rule can see."""
+    stats = segment_audio_stats(seg) if cfg.audio_check else None
+    if stats is None:
+        return None
+    if stats.peak_dbfs < cfg.min_peak_dbfs or stats.dynamic_range_db < cfg.min_dynamic_range_db:
+        return "no_speech_audio"
     return None
 
 
@@ -106,7 +188,7 @@ def text_script(text: str) -> str:
 
 def rule_language(seg: Segment, cfg: FilterConfig) -> str | None:
     """The model's language tag is not one we train on, or the text's script contradicts it."""
-    lang = seg.lang.strip("<|>").lower()
+    lang = segment_lang(seg)
     if lang not in cfg.languages:
         return "language_mismatch"
     script = text_script(_normalized(seg.text))
@@ -135,6 +217,7 @@ RULES: tuple[Rule, ...] = (
     rule_language,
     rule_repetition,
     rule_rate,
+    rule_audio,
     rule_stability,
 )
 
@@ -146,6 +229,7 @@ RULE_NAMES: tuple[str, ...] = (
     "language_mismatch",
     "repeated_ngrams",
     "rate_outlier",
+    "no_speech_audio",
     "unstable",
 )
 

@@ -33,7 +33,7 @@ def estimate_eta_s(done: float, total: float, elapsed_s: float) -> float | None:
 def status_progress(fields: dict[str, Any], now: float) -> dict[str, Any]:
     """Pure: the FineTuneJob ``status.progress`` object (CRD field names) for one training event, or ``{}``
     for events that carry no training progress. ``step`` is the global step, ``totalSteps`` the planned
-    total of the run."""
+    total of the run, ``skippedBatches`` the batches the loss guard skipped so far."""
     if "step" not in fields or fields.get("total_step") is None:
         return {}
     out: dict[str, Any] = {"epoch": fields.get("epoch"), "step": fields["total_step"], "loss": fields.get("loss")}
@@ -41,6 +41,8 @@ def status_progress(fields: dict[str, Any], now: float) -> dict[str, Any]:
         out["totalSteps"] = int(fields["steps_per_epoch"]) * int(fields["max_epoch"])
     if fields.get("eta_s") is not None:
         out["etaSeconds"] = round(float(fields["eta_s"]))
+    if fields.get("skipped_batches") is not None:
+        out["skippedBatches"] = int(fields["skipped_batches"])
     out["updatedAt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
     return {k: v for k, v in out.items() if v is not None}
 

@@ -20,15 +20,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import senseops_trainer
 from senseops_trainer.config import TrainParams
 from senseops_trainer.context import RunContext, StageFailed, StageOutcome
 from senseops_trainer.data_stages import TRAIN_LIST, VAL_LIST
+from senseops_trainer.loss_guard import GUARD_ENV, parse_marker, skip_limit_reason
 from senseops_trainer.progress import estimate_eta_s
 
 FUNASR_OUT = "train/funasr"
 MODEL_DIR = "train/model"
 TRAIN_LOG = "train/funasr.log"
 LOSS_CURVE = "train/loss.jsonl"
+SKIPPED_LOG = "train/skipped_batches.jsonl"  # every skipped batch, kept across resumed runs
 TRAINING_INFO = "training.json"  # written into the produced model directory
 # Files of a model directory that the fine-tune does not change (copied from the base).
 _STATIC_SUFFIXES = (".yaml", ".json", ".model", ".mvn", ".txt")
@@ -47,6 +50,8 @@ _VAL_LINE = re.compile(
     r"\(loss_avg_rank: (?P<loss>[-+0-9.eEnaif]+)\)"
 )
 _RESUMED = re.compile(r"Checkpoint loaded successfully from")
+# FunASR's own entry point, wrapped by our bad-batch guard (see funasr_guarded.py).
+TRAIN_MODULE = "senseops_trainer.funasr_guarded"
 
 
 def freeze_param(front_blocks: int) -> str | None:
@@ -96,8 +101,8 @@ def build_train_command(
     overrides += list(params.extra_overrides)
     if params.device == "cuda" and params.gpus > 1:
         launcher = [python, "-m", "torch.distributed.run", f"--nproc_per_node={params.gpus}", "-m"]
-        return [*launcher, "funasr.bin.train", *overrides]
-    return [python, "-m", "funasr.bin.train", *overrides]
+        return [*launcher, TRAIN_MODULE, *overrides]
+    return [python, "-m", TRAIN_MODULE, *overrides]
 
 
 def parse_log_line(line: str) -> dict[str, Any] | None:
@@ -119,6 +124,9 @@ def parse_log_line(line: str) -> dict[str, Any] | None:
                 "loss": float(match["loss"])}
     if _RESUMED.search(line):
         return {"kind": "resumed"}
+    marker = parse_marker(line)
+    if marker is not None:
+        return {"kind": marker[0], **marker[1]}
     return None
 
 
@@ -187,7 +195,16 @@ def _run_funasr(ctx: RunContext, command: list[str], env: dict[str, str]) -> dic
     """Run FunASR, turning its log into JSON progress lines; return what was seen."""
     params = ctx.cfg.train
     started = time.monotonic()
-    seen: dict[str, Any] = {"resumed": False, "last": None, "first_step": None, "steps_run": 0}
+    seen: dict[str, Any] = {"resumed": False, "last": None, "first_step": None, "steps_run": 0,
+                            "skipped": [], "limit": None}
+    # Batches skipped by earlier (killed) runs of this stage still count; a step re-run after a resume is
+    # counted once (by its global step number).
+    skipped_log = ctx.path(SKIPPED_LOG)
+    earlier = [json.loads(x) for x in skipped_log.read_text(encoding="utf-8").splitlines()] if skipped_log.exists() \
+        else []
+    skipped_steps: set[int] = {int(e.get("total_step", -1)) for e in earlier}
+    seen["skipped"] = list({int(e.get("total_step", -1)): e for e in earlier}.values())
+    skipped_this_run: set[int] = set()
     log_path, curve_path = ctx.path(TRAIN_LOG), ctx.path(LOSS_CURVE)
     with open(log_path, "a", encoding="utf-8") as log_file, open(curve_path, "a", encoding="utf-8") as curve:
         log_file.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {' '.join(command)}\n")
@@ -204,7 +221,23 @@ def _run_funasr(ctx: RunContext, command: list[str], env: dict[str, str]) -> dic
                 seen["resumed"] = True
                 ctx.progress.emit("train", "resumed", message="continuing from the last checkpoint")
                 continue
-            curve.write(json.dumps({**event, "t": round(time.monotonic() - started, 3)}) + "\n")
+            if event["kind"] == "skipped":
+                step = int(event.get("total_step", -1))
+                skipped_this_run.add(step)
+                if step not in skipped_steps:
+                    seen["skipped"].append(event)
+                    skipped_steps.add(step)
+                with open(skipped_log, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(event) + "\n")
+                ctx.progress.emit("train", "batch_skipped", total_step=event.get("total_step"),
+                                  loss=event.get("loss"), reason=event.get("reason"),
+                                  skipped_batches=len(seen["skipped"]))
+                continue
+            if event["kind"] == "limit":
+                seen["limit"] = event.get("reason")
+                continue
+            skipped = event["kind"] == "train" and event["total_step"] in skipped_this_run
+            curve.write(json.dumps({**event, "skipped": skipped, "t": round(time.monotonic() - started, 3)}) + "\n")
             curve.flush()
             if event["kind"] != "train":
                 ctx.progress.emit("train", "validation", epoch=event["epoch"], loss=event["loss"])
@@ -212,7 +245,8 @@ def _run_funasr(ctx: RunContext, command: list[str], env: dict[str, str]) -> dic
             seen["steps_run"] += 1
             if seen["first_step"] is None:
                 seen["first_step"] = event["total_step"]
-            seen["last"] = event
+            if not skipped:
+                seen["last"] = event
             total = event["steps_per_epoch"] * event["max_epoch"]
             done = event["epoch"] * event["steps_per_epoch"] + event["step"]
             first_done = seen["first_step"]
@@ -220,14 +254,21 @@ def _run_funasr(ctx: RunContext, command: list[str], env: dict[str, str]) -> dic
             ctx.progress.emit(
                 "train", "step", epoch=event["epoch"] + 1, max_epoch=event["max_epoch"], step=event["step"],
                 steps_per_epoch=event["steps_per_epoch"], total_step=event["total_step"],
-                loss=round(event["loss"], 4), eta_s=None if eta is None else round(eta, 1),
+                loss=None if skipped else round(event["loss"], 4), eta_s=None if eta is None else round(eta, 1),
+                skipped_batches=len(seen["skipped"]), **({"skipped": True} if skipped else {}),
             )
         code = proc.wait()
+    if seen["limit"]:
+        raise StageFailed("train", seen["limit"])
     if code != 0:
         tail = log_path.read_text(encoding="utf-8").splitlines()[-15:]
         raise StageFailed("train", f"funasr.bin.train exited with {code}; last log lines:\n" + "\n".join(tail))
+    # Global step numbers span resumed runs, like the skipped count.
+    batches = max(seen["steps_run"], int((seen["last"] or {}).get("total_step") or 0), max(skipped_steps, default=0))
+    final_reason = skip_limit_reason(batches, len(seen["skipped"]), params.loss_guard(), final=True)
+    if final_reason:
+        raise StageFailed("train", final_reason)
     seen["seconds"] = round(time.monotonic() - started, 2)
-    _ = params
     return seen
 
 
@@ -242,6 +283,10 @@ def train(ctx: RunContext, base_model: Path) -> dict[str, Any]:
         command = build_train_command(params, base_model, ctx.workdir / TRAIN_LIST, ctx.workdir / VAL_LIST, out)
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env[GUARD_ENV] = params.loss_guard().to_env()
+        # The child runs our wrapper module: make this package importable whatever the caller's path.
+        package_root = str(Path(senseops_trainer.__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
         if params.num_threads > 0:
             env["OMP_NUM_THREADS"] = str(params.num_threads)
         if params.device == "cpu":
@@ -258,6 +303,8 @@ def train(ctx: RunContext, base_model: Path) -> dict[str, Any]:
             "params": ctx.cfg.to_json()["train"],
             "final_loss": last.get("loss"),
             "resumed": seen["resumed"],
+            "skipped_batches": len(seen["skipped"]),
+            "skipped": seen["skipped"],
         }
         assemble_model_dir(base_model, checkpoint, ctx.workdir / MODEL_DIR, info)
         summary = {
@@ -266,6 +313,8 @@ def train(ctx: RunContext, base_model: Path) -> dict[str, Any]:
             "steps_this_run": seen["steps_run"],
             "total_steps": last.get("total_step"),
             "final_loss": last.get("loss"),
+            "skipped_batches": len(seen["skipped"]),
+            "skipped_reasons": sorted({str(e.get("reason")) for e in seen["skipped"]}),
             "seconds": seen["seconds"],
         }
         return StageOutcome([MODEL_DIR, LOSS_CURVE], summary)

@@ -175,6 +175,8 @@ class Progress(ApiModel):
     total_steps: int | None = Field(default=None, ge=0)
     loss: float | None = None
     eta_seconds: int | None = Field(default=None, ge=0)
+    skipped_batches: int | None = Field(default=None, ge=0, description="Batches skipped for a non-finite or "
+                                        "absurd loss (the trainer's bad-batch guard).")
     updated_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
 
 
