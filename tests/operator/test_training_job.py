@@ -98,3 +98,9 @@ def test_no_gpu_request_when_gpus_is_zero_and_no_secret_volume_without_secret() 
 def test_child_names_are_deterministic_and_fit(name: str, suffix: str, want: str) -> None:
     got = tj.child_name(name, suffix)
     assert got == want and len(got) <= 63 and tj.child_name(name, suffix) == got
+
+
+def test_failure_policy_exit_codes_are_the_trainers() -> None:
+    from senseops_trainer import cli
+
+    assert (tj.EXIT_GATE_FAILED, tj.EXIT_BAD_SETTINGS) == (cli.EXIT_GATE_FAILED, cli.EXIT_USAGE)

@@ -207,7 +207,7 @@ def test_packaged_model_transcribes_a_held_out_utterance(trained, tmp_path, back
     assert rate < report["sets"]["golden"]["base"]["rate"]
 
 
-def test_gate_failure_exits_2_and_packages_nothing(tmp_path) -> None:
+def test_gate_failure_exits_3_and_packages_nothing(tmp_path) -> None:
     """A fine-tune that cannot learn (learning rate ~0, one epoch) must not be released."""
     from senseops_common.testmodel import ensure_tiny_model
 
@@ -219,7 +219,7 @@ def test_gate_failure_exits_2_and_packages_nothing(tmp_path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("operator", "runtime", "trainer_image"))}
     proc = _cli(["run", "--config", str(config), "--workdir", str(tmp_path / "work")], env)
     output = proc.communicate(timeout=RUN_TIMEOUT_S)[0]
-    assert proc.returncode == 2, output[-2000:]
+    assert proc.returncode == 3, output[-2000:]  # the Job's podFailurePolicy fails such a run at once
     last = _events(output)[-1]
     assert (last["stage"], last["event"]) == ("evaluate", "failed")
     assert "not better than the base" in last["message"]

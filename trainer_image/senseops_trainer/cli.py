@@ -6,7 +6,8 @@
 
 Settings come from ``--config`` (YAML/JSON, see :mod:`senseops_trainer.config`) and ``--set key=value``
 (dotted, values parsed as YAML: ``--set train.lr=3e-5 --set dataset.anchor_ids=[a1,a2]``). Exit codes:
-0 success, 2 a stage or gate failed (the reason is printed as the last JSON line), 64 bad usage.
+0 success, 2 a stage failed, 3 the evaluation gate failed (the reason is printed as the last JSON line), 64 bad
+usage.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import yaml
 
 from senseops_common.storage import StorageError
 from senseops_trainer.config import load_config
-from senseops_trainer.context import RunContext, StageFailed
+from senseops_trainer.context import GateFailed, RunContext, StageFailed
 from senseops_trainer.pipeline import STAGES, run_all, run_stage
 from senseops_trainer.progress import ProgressLog, status_sink_from_env
 
 EXIT_FAILED = 2
+EXIT_GATE_FAILED = 3
 EXIT_USAGE = 64
 
 
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             run_stage(ctx, args.command)
     except StageFailed as exc:
         progress.emit(exc.stage, "failed", force_status=True, message=str(exc))
-        return EXIT_FAILED
+        return EXIT_GATE_FAILED if isinstance(exc, GateFailed) else EXIT_FAILED
     except StorageError as exc:  # our storage errors are sentences already (missing key, no access, …)
         progress.emit("storage", "failed", force_status=True, message=str(exc))
         return EXIT_FAILED

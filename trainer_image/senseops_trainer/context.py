@@ -27,6 +27,11 @@ class StageFailed(RuntimeError):
         self.stage = stage
 
 
+class GateFailed(StageFailed):
+    """The evaluation gate said no: the run worked, the model is not good enough. Exit code 3, so a Job's
+    pod-failure policy can end the run at once instead of retrying it."""
+
+
 @dataclass
 class StageOutcome:
     """What a stage body returns: output paths (relative to the workdir) and a JSON summary."""

@@ -20,7 +20,7 @@ import soundfile
 
 from senseops_common.text import error_rate
 from senseops_trainer.config import GateConfig
-from senseops_trainer.context import RunContext, StageFailed, StageOutcome
+from senseops_trainer.context import GateFailed, RunContext, StageFailed, StageOutcome
 from senseops_trainer.data_stages import DUPLICATES, FILTER_REPORT, GOLDEN_LIST, SPLIT_SUMMARY, VAL_LIST
 from senseops_trainer.train import LOSS_CURVE, TRAINING_INFO
 
@@ -247,7 +247,7 @@ def evaluate(ctx: RunContext, base_model: Path, new_model: Path) -> dict[str, An
         ctx.path(REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
         draw_chart(report, ctx.workdir / LOSS_CURVE, ctx.path(CHART))
         if not passed:
-            raise StageFailed("evaluate", f"gate failed: {reason}")
+            raise GateFailed("evaluate", f"gate failed: {reason}")
         summary = {
             f"{n}_{m}": s[m]["rate"] for n, s in report["sets"].items() if s.get("utterances") for m in ("base", "new")
         }

@@ -22,6 +22,7 @@ import yaml
 
 from senseops_operator import constants as c
 
+# The trainer's exit codes (senseops_trainer.cli); the tests check the two stay equal.
 EXIT_GATE_FAILED = 3
 EXIT_BAD_SETTINGS = 64
 TRAINER_CONTAINER = "trainer"
