@@ -7,7 +7,7 @@ SHELL := /bin/bash
 export SENSEOPS_CACHE ?= $(HOME)/.cache/senseops
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/runtime:$(CURDIR)/trainer_image:$(CURDIR)
 # Debian packages the tests and the demo use (kubectl is the real client users run).
-DEBIAN_PACKAGES := kubectl espeak-ng sox libsndfile1 openssl util-linux procps
+DEBIAN_PACKAGES := kubectl espeak-ng sox libsndfile1 openssl util-linux procps haproxy
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
@@ -67,3 +67,4 @@ clean: ## remove local state (.cluster, .demo); caches in ~/.cache/senseops are 
 -include runtime/runtime.mk
 -include trainer_image/trainer.mk
 -include operator/operator.mk
+-include tests/gateway/gateway.mk

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,15 @@ from kubernetes.client.rest import ApiException
 
 from tests.gateway import model, status
 from tests.gateway.haproxy import HAProxy, HAProxyError
-from tests.gateway.haproxy_config import ProxyBackend, ProxyConfig, ProxyFrontend, Server, realize, render, runtime_changes
+from tests.gateway.haproxy_config import (
+    ProxyBackend,
+    ProxyConfig,
+    ProxyFrontend,
+    Server,
+    realize,
+    render,
+    runtime_changes,
+)
 from tests.gateway.model import GATEWAY_GROUP, ObjectKey, Observation, PathMatch
 from tests.gateway.translate import RoutingEntry, Translation, listener_keys, translate
 
@@ -102,7 +111,8 @@ class GatewayStandin:
             gateway_classes=tuple(model.parse_gateway_class(o) for o in self._list_custom("gatewayclasses")),
             gateways=tuple(model.parse_gateway(o) for o in self._list_custom("gateways")),
             routes=tuple(model.parse_http_route(o) for o in self._list_custom("httproutes")),
-            ingresses=tuple(model.parse_ingress(o) for o in self._list_core(self.networking.list_ingress_for_all_namespaces)),
+            ingresses=tuple(model.parse_ingress(o)
+                            for o in self._list_core(self.networking.list_ingress_for_all_namespaces)),
             services=tuple(model.parse_service(o) for o in self._list_core(self.core.list_service_for_all_namespaces)),
             slices=tuple(model.parse_endpoint_slice(o)
                          for o in self._list_core(self.discovery.list_endpoint_slice_for_all_namespaces)),
@@ -158,11 +168,12 @@ class GatewayStandin:
     def write_status(self, result: Translation) -> None:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         for klass in result.classes:
-            self._patch_custom(ObjectKey("", klass.name), "gatewayclasses", lambda cur, i=klass: status.class_status(cur, i, now))
+            self._patch_custom(ObjectKey("", klass.name), "gatewayclasses",
+                               partial(status.class_status, intent=klass, now=now))
         for gateway in result.gateways:
-            self._patch_custom(gateway.key, "gateways", lambda cur, i=gateway: status.gateway_status(cur, i, now))
+            self._patch_custom(gateway.key, "gateways", partial(status.gateway_status, intent=gateway, now=now))
         for route in result.routes:
-            self._patch_custom(route.key, "httproutes", lambda cur, i=route: status.route_status(cur, i, now))
+            self._patch_custom(route.key, "httproutes", partial(status.route_status, intent=route, now=now))
         for ingress in result.ingresses:
             try:
                 current = self.networking.read_namespaced_ingress_status(ingress.key.name, ingress.key.namespace)
@@ -205,7 +216,7 @@ class GatewayStandin:
                     self.dirty.set()
                     if self.stopping.is_set():
                         return
-            except Exception as err:  # noqa: BLE001 - any failure: wait a moment and watch again
+            except Exception as err:  # any failure: wait a moment and watch again
                 log.debug("watch %s: %s", name, err)
                 self.stopping.wait(1.0)
 
@@ -225,7 +236,7 @@ class GatewayStandin:
             self.dirty.clear()
             try:
                 self.reconcile()
-            except Exception as err:  # noqa: BLE001 - log, then retry soon; the loop must not die
+            except Exception as err:  # log, then retry soon; the loop must not die
                 log.exception("reconcile failed: %s", err)
                 self.stopping.wait(1.0)
                 self.dirty.set()

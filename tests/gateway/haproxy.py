@@ -20,7 +20,8 @@ from pathlib import Path
 from tests.gateway.haproxy_config import ProcessPaths
 
 HAPROXY_BINARY = os.environ.get("SENSEOPS_HAPROXY", "haproxy")
-METRIC_LINE = re.compile(r'^haproxy_server_http_responses_total\{proxy="([^"]+)",server="([^"]+)",code="([^"]+)"\} (\S+)$')
+METRIC_LINE = re.compile(
+    r'^haproxy_server_http_responses_total\{proxy="([^"]+)",server="([^"]+)",code="([^"]+)"\} (\S+)$')
 
 
 class HAProxyError(RuntimeError):

@@ -76,7 +76,7 @@ def route_status(current: Status, intent: RouteStatusIntent, now: str) -> dict[s
     ours = []
     for parent in intent.parents:
         wanted = parent.parent.as_dict()
-        before = next((p for p in current_parents
+        before: Mapping[str, Any] = next((p for p in current_parents
                        if p.get("controllerName") == CONTROLLER_NAME and _same_parent(p, wanted)), {})
         ours.append({"parentRef": wanted, "controllerName": CONTROLLER_NAME,
                      "conditions": merge_conditions(before.get("conditions") or [], parent.conditions,
