@@ -39,7 +39,8 @@ lint: venv check-crds ## ruff, mypy --strict on the pure core, import-linter con
 	$(VENV)/bin/mypy operator/senseops_operator/models operator/senseops_operator/decide \
 	  runtime/senseops_common/storage runtime/senseops_common/layout.py \
 	  runtime/senseops_runtime/auth.py runtime/senseops_runtime/quotas.py runtime/senseops_runtime/scheduler.py \
-	  runtime/senseops_runtime/streaming/decisions.py runtime/senseops_runtime/streaming/segmenter.py
+	  runtime/senseops_runtime/streaming/decisions.py runtime/senseops_runtime/streaming/segmenter.py \
+	  tests/gateway/model.py tests/gateway/translate.py tests/gateway/haproxy_config.py tests/gateway/status.py
 	$(VENV)/bin/lint-imports
 
 test: deps ## run every test (unit, integration on the local control plane and servers, end-to-end)
