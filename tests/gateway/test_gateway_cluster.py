@@ -58,6 +58,16 @@ def server_weights(dataplane: GatewayDataplane, backend: str, servers: list[str]
     return [dataplane.proxy.get_weight(backend, s) for s in servers]
 
 
+def test_standard_crds_are_served(gateway_crds: ClusterHandle) -> None:
+    names = set(gateway_crds.kubectl("api-resources", "--api-group=gateway.networking.k8s.io", "-o", "name"
+                                     ).stdout.split())
+    assert {f"{kind}.gateway.networking.k8s.io" for kind in ("gatewayclasses", "gateways", "httproutes", "grpcroutes",
+                                                             "referencegrants")} <= names
+    annotations = gateway_crds.get_json("crd", "httproutes.gateway.networking.k8s.io")["metadata"]["annotations"]
+    assert annotations["gateway.networking.k8s.io/bundle-version"] == "v1.6.1"
+    assert annotations["gateway.networking.k8s.io/channel"] == "standard"
+
+
 def test_status_is_written_back(gateway_dataplane: GatewayDataplane, backend_pods: BackendPods,
                                 gw_namespace: str) -> None:
     cluster, ns = gateway_dataplane.cluster, gw_namespace
