@@ -6,12 +6,17 @@
 * ``gateway_dataplane`` — the controller stand-in as a subprocess, with its HAProxy; on teardown both are
   stopped and the fixture checks that no HAProxy process of its state directory is left.
 * ``gw_namespace``      — a fresh namespace per test, deleted afterwards.
+
+Processes are recorded under ``.cluster/gateway-pytest-<pid>/``; a later session stops whatever a killed
+session left there (controller, HAProxy, backend), checking each pid's command line first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.controlplane.cluster import DEFAULT_ROOT
 from tests.controlplane.fixtures import ClusterHandle, kubectl_binary
 from tests.gateway import crds
 from tests.gateway.__main__ import gateway_class_manifest
@@ -33,13 +39,39 @@ from tests.servers._proc import stop_process, wait_http_ok
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_CLASS = "senseops-standin"
 BACKEND_COUNT = 6
+SESSION_ROOT = DEFAULT_ROOT / f"gateway-pytest-{os.getpid()}"
+
+
+def _record(pid: int, name: str) -> None:
+    """Remember a process this session started, for the reaper of a later session."""
+    (SESSION_ROOT / "pids").mkdir(parents=True, exist_ok=True)
+    (SESSION_ROOT / "pids" / name).write_text(str(pid))
+
+
+def _reap_abandoned_sessions() -> None:
+    """Stop what gateway fixtures of killed pytest sessions left running."""
+    for root in DEFAULT_ROOT.glob("gateway-pytest-*"):
+        owner = root.name.removeprefix("gateway-pytest-")
+        if not owner.isdigit() or Path(f"/proc/{owner}").exists():
+            continue
+        for record in sorted((root / "pids").glob("*")):
+            with contextlib.suppress(OSError, ValueError):
+                pid = int(record.read_text())
+                if b"tests.gateway" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+        for state_dir in root.glob("standin-*"):
+            HAProxy(state_dir).stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def gateway_crds(local_cluster: ClusterHandle) -> ClusterHandle:
+def gateway_crds(local_cluster: ClusterHandle, request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
+    _reap_abandoned_sessions()
     crds.install([kubectl_binary(), f"--kubeconfig={local_cluster.kubeconfig}"])
     local_cluster.kubectl("apply", "-f", "-", input=gateway_class_manifest(GATEWAY_CLASS))
-    return local_cluster
+    yield local_cluster
+    if request.session.testsfailed == 0:  # otherwise the controller and HAProxy logs stay for a post-mortem
+        shutil.rmtree(SESSION_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +105,7 @@ def backend_pods(pod_network: PodNetwork, tmp_path_factory: pytest.TempPathFacto
             [*pod_network.exec_prefix(), sys.executable, "-m", "tests.gateway.backend",
              *(f"{ip}:{BACKEND_PORT}" for ip in addresses)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    _record(process.pid, "backend")
     try:
         for ip in addresses:
             wait_http_ok(f"http://{ip}:{BACKEND_PORT}/", timeout_s=60, proc=process)
@@ -106,6 +139,7 @@ class GatewayDataplane:
                 [sys.executable, "-m", "tests.gateway", "run", f"--kubeconfig={self.cluster.kubeconfig}",
                  f"--state-dir={self.state_dir}", "--resync=10"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        _record(self.process.pid, f"controller-{self.state_dir.name}")
         wait_until("HAProxy started by the controller stand-in", lambda: self.proxy.running(), timeout_s=60)
         return self
 
@@ -125,17 +159,12 @@ class GatewayDataplane:
         time.sleep(0.2)
         return [p for p in pids if _alive_haproxy(p)]
 
-    def controller_log(self) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
-        except OSError:
-            return "(no log)"
-
 
 @pytest.fixture(scope="module")
-def gateway_dataplane(gateway_crds: ClusterHandle, tmp_path_factory: pytest.TempPathFactory
-                      ) -> Iterator[GatewayDataplane]:
-    dataplane = GatewayDataplane(gateway_crds, tmp_path_factory.mktemp("gateway-standin")).start()
+def gateway_dataplane(gateway_crds: ClusterHandle) -> Iterator[GatewayDataplane]:
+    state_dir = SESSION_ROOT / f"standin-{secrets.token_hex(3)}"
+    state_dir.mkdir(parents=True)
+    dataplane = GatewayDataplane(gateway_crds, state_dir).start()
     try:
         yield dataplane
     finally:
