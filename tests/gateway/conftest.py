@@ -81,9 +81,30 @@ def pod_network() -> Iterator[PodNetwork]:
     except PodNetworkError as err:
         pytest.fail(f"the test pod network could not be created: {err}", pytrace=False)
     try:
+        _drop_foreign_routes(network)
         yield network
     finally:
         network.destroy()
+
+
+def _drop_foreign_routes(network: PodNetwork) -> None:
+    """Remove host routes inside our block's CIDR that do not lead into our namespace.
+
+    A session that died may leave more specific routes (a per-pod /32 to a sandbox that a surviving process
+    keeps alive) inside the block we now own; they would send our test traffic to someone else's process.
+    """
+    cidr = str(network.plan.pod_cidr)
+    listed = subprocess.run(["ip", "-4", "route", "show", "root", cidr], capture_output=True, text=True).stdout
+    for line in listed.splitlines():
+        fields = line.split()
+        if fields and fields[0] != cidr and network.plan.host_veth not in fields:
+            subprocess.run(["ip", "route", "del", fields[0]], capture_output=True)
+
+
+def route_device(address: str) -> str:
+    """The host device traffic to ``address`` leaves through (`ip route get`)."""
+    fields = subprocess.run(["ip", "route", "get", address], capture_output=True, text=True).stdout.split()
+    return fields[fields.index("dev") + 1] if "dev" in fields else ""
 
 
 @dataclass
@@ -108,6 +129,8 @@ def backend_pods(pod_network: PodNetwork, tmp_path_factory: pytest.TempPathFacto
     _record(process.pid, "backend")
     try:
         for ip in addresses:
+            # Test traffic goes only into the namespace this run created: check the host's route to each address.
+            assert route_device(ip) == pod_network.plan.host_veth, f"{ip} is not routed into {pod_network.netns}"
             wait_http_ok(f"http://{ip}:{BACKEND_PORT}/", timeout_s=60, proc=process)
         yield BackendPods(addresses, process, log_path)
     finally:
