@@ -17,9 +17,6 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from tests.controlplane.fixtures import kubectl_binary
-from tests.gateway import crds
-from tests.gateway.controller import GatewayStandin
 from tests.gateway.haproxy import HAProxy
 from tests.gateway.model import CONTROLLER_NAME
 
@@ -50,11 +47,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no kubeconfig at {args.kubeconfig}: start the control plane with `make cluster-up`", file=sys.stderr)
         return 2
     if args.command == "crds":
+        from tests.controlplane.fixtures import kubectl_binary
+        from tests.gateway import crds
+
         kubectl = [kubectl_binary(), f"--kubeconfig={args.kubeconfig}"]
         files = crds.install(kubectl)
         subprocess.run([*kubectl, "apply", "-f", "-"], input=gateway_class_manifest(), text=True, check=True)
         print(f"applied {len(files)} Gateway API {crds.GATEWAY_API_VERSION} CRD files and GatewayClass {DEFAULT_CLASS}")
         return 0
+
+    # Imported here so `down` needs only the standard library (it runs before the venv exists).
+    from tests.gateway.controller import GatewayStandin
 
     standin = GatewayStandin(args.state_dir.resolve(), kubeconfig=args.kubeconfig, resync_s=args.resync)
 
