@@ -10,6 +10,7 @@ import json
 import time
 
 import pytest
+from kubernetes import client, config
 from websockets.sync.client import connect
 
 from tests.controlplane.fixtures import ClusterHandle
@@ -48,10 +49,14 @@ def two_services(cluster: ClusterHandle, ns: str, a: list[tuple[str, bool]], b: 
 
 
 def route_weights(cluster: ClusterHandle, ns: str, name: str, a: int, b: int) -> None:
+    """Set the split route's weights with one PATCH straight to the API server (no kubectl start-up in the
+    measured time)."""
     patch = {"spec": {"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
                                  "backendRefs": [{"name": "svc-a", "port": 80, "weight": a},
                                                  {"name": "svc-b", "port": 80, "weight": b}]}]}}
-    cluster.kubectl("patch", "httproute", name, "-n", ns, "--type=merge", "-p", json.dumps(patch))
+    with config.new_client_from_config(config_file=str(cluster.kubeconfig)) as api:
+        client.CustomObjectsApi(api).patch_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", ns, "httproutes", name, patch)
 
 
 def server_weights(dataplane: GatewayDataplane, backend: str, servers: list[str]) -> list[int]:
@@ -117,7 +122,7 @@ def test_weights_split_and_change_without_failures(gateway_dataplane: GatewayDat
 
     with LoadLoop(port) as load:
         time.sleep(0.5)
-        start = time.monotonic()
+        start = time.monotonic()  # the measured time includes building the API client (milliseconds)
         route_weights(cluster, ns, "split", 50, 50)
         wait_until("50/50 weights in HAProxy",
                    lambda: server_weights(gateway_dataplane, backend, ["svc-a:1", "svc-b:1"]) == [1, 1], timeout_s=10)
