@@ -47,6 +47,10 @@ defaults
   retries 2
   retry-on conn-failure
   option redispatch 1
+  # On a reload the old worker would close idle keep-alive client connections at once, racing a client
+  # that is sending its next request on one ("server disconnected without a response"). With this it
+  # waits for that request, answers it with `Connection: close`, then closes.
+  option idle-close-on-response
 """
 
 

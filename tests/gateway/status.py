@@ -82,7 +82,7 @@ def route_status(current: Status, intent: RouteStatusIntent, now: str) -> dict[s
                      "conditions": merge_conditions(before.get("conditions") or [], parent.conditions,
                                                     intent.generation, now)})
     others = [p for p in current_parents if p.get("controllerName") != CONTROLLER_NAME]
-    return _changed(current, {"parents": others + ours})
+    return None if others + ours == current_parents else {"parents": others + ours}
 
 
 def ingress_status(current: Status, intent: IngressStatusIntent) -> dict[str, Any] | None:

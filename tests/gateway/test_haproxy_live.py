@@ -108,7 +108,7 @@ def test_seamless_reload_drops_nothing(loopback_backends: int, proxy: HAProxy) -
     proxy.start(render(config, proxy.paths))
     workers = {proxy.worker_pid()}
     with LoadLoop(listen) as load:
-        for routes in range(2, 6):  # a new route each time: a structural change, so a reload
+        for routes in range(2, 10):  # a new route each time: a structural change, so a reload
             time.sleep(0.3)
             new = realize(plan(loopback_backends, listen, [a], [b], 1, 1, routes=routes), metrics, config)
             assert runtime_changes(config, new) is None
@@ -116,6 +116,6 @@ def test_seamless_reload_drops_nothing(loopback_backends: int, proxy: HAProxy) -
             workers.add(proxy.worker_pid())
             config = new
         time.sleep(0.3)
-    assert len(workers) == 5, "every reload starts a new worker"
+    assert len(workers) == 9, "every reload starts a new worker"
     assert load.failed == 0, load.errors[:5]
-    assert split(listen, 10, path="/extra4/x") == {a: 5, b: 5}
+    assert split(listen, 10, path="/extra8/x") == {a: 5, b: 5}

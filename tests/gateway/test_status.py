@@ -43,6 +43,13 @@ def test_route_status_keeps_other_controllers_and_is_idempotent() -> None:
     assert route_status(first, _route_intent(), "2027-01-01T00:00:00Z") is None
 
 
+def test_route_status_drops_our_entry_when_the_parent_is_gone() -> None:
+    ours = route_status({}, _route_intent(), NOW)
+    assert ours is not None
+    assert route_status(ours, RouteStatusIntent(ObjectKey("app", "r"), 3, ()), NOW) == {"parents": []}
+    assert route_status({}, RouteStatusIntent(ObjectKey("app", "r"), 3, ()), NOW) is None
+
+
 def test_ingress_status_reports_the_proxy_address() -> None:
     body = ingress_status({}, IngressStatusIntent(ObjectKey("app", "i"), 30081))
     assert body == {"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ports": [{"port": 30081, "protocol": "TCP"}]}]}}

@@ -372,8 +372,9 @@ def translate(obs: Observation, ports: Mapping[str, int], proxy_ok: bool = True,
                     entries.setdefault(key, []).extend(
                         (_entry_order(hosts, m, tiebreak), RoutingEntry(hosts, m, backend.name)) for m in rule.matches)
             parents.append(RouteParentStatusIntent(parent, (accepted, resolved[route.key])))
-        if parents:
-            route_status.append(RouteStatusIntent(route.key, route.generation, tuple(parents)))
+        # Every route gets an intent, even with no parent of ours: status.route_status then removes entries we
+        # wrote for a parent the route no longer names.
+        route_status.append(RouteStatusIntent(route.key, route.generation, tuple(parents)))
 
     frontends = []
     gateway_status = []
