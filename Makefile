@@ -8,7 +8,7 @@ export SENSEOPS_CACHE ?= $(HOME)/.cache/senseops
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/runtime:$(CURDIR)/trainer_image:$(CURDIR)
 # Debian packages the tests and the demo use. kubectl is not one: bookworm has none, so `make bins`
 # builds it from the pinned Kubernetes module (the same version as the API server).
-DEBIAN_PACKAGES := espeak-ng sox libsndfile1 openssl util-linux procps
+DEBIAN_PACKAGES := espeak-ng sox libsndfile1 openssl util-linux procps haproxy
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
@@ -40,7 +40,8 @@ lint: venv check-crds ## ruff, mypy --strict on the pure core, import-linter con
 	$(VENV)/bin/mypy operator/senseops_operator/models operator/senseops_operator/decide \
 	  runtime/senseops_common/storage runtime/senseops_common/layout.py \
 	  runtime/senseops_runtime/auth.py runtime/senseops_runtime/quotas.py runtime/senseops_runtime/scheduler.py \
-	  runtime/senseops_runtime/streaming/decisions.py runtime/senseops_runtime/streaming/segmenter.py
+	  runtime/senseops_runtime/streaming/decisions.py runtime/senseops_runtime/streaming/segmenter.py \
+	  tests/gateway/model.py tests/gateway/translate.py tests/gateway/haproxy_config.py tests/gateway/status.py
 	$(VENV)/bin/mypy runtime/senseops_cli runtime/senseops_runtime/subtitles.py
 	$(VENV)/bin/mypy $(addprefix trainer_image/senseops_trainer/,loss_guard.py audio_checks.py dedup.py split.py filters.py)
 	$(VENV)/bin/lint-imports
@@ -73,3 +74,4 @@ clean: ## remove local state (.cluster, .demo); caches in ~/.cache/senseops are 
 -include tests/servers/dataplane.mk
 -include manifests/helm/helm.mk
 -include runtime/console.mk
+-include tests/gateway/gateway.mk
