@@ -124,8 +124,18 @@ def teardown(plan: PodNetPlan) -> None:
     """
     listed = _run(["ip", "netns", "list"], check=False).stdout.split()
     for name in listed:
+        if name == plan.netns or name.startswith(plan.netns + "-"):
+            # A process left in a namespace (a crashed owner's pod) would keep it, and its veth, alive.
+            for pid in _run(["ip", "netns", "pids", name], check=False).stdout.split():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), 9)
         if name.startswith(plan.netns + "-"):
             _run(["ip", "netns", "del", name], check=False)
+    # Per-pod /32 routes must not outlive their sandbox: they would capture the next owner's addresses.
+    for line in _run(["ip", "-4", "route", "show", "root", str(plan.pod_cidr)], check=False).stdout.splitlines():
+        target = line.split()[0] if line.strip() else ""
+        if target.endswith("/32") or (target and "/" not in target):
+            _run(["ip", "route", "del", target], check=False)
     for cmd in plan.teardown_commands():
         _run(cmd, check=False)
 
