@@ -21,7 +21,7 @@ from pathlib import Path
 from kubernetes import client, config, watch
 
 from senseops_common.storage import local_directory_manifest
-from tests.controlplane.cluster import LocalCluster
+from tests.controlplane.cluster import LocalCluster, kubectl_binary
 from tests.operator.operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ def main() -> int:
     core = client.CoreV1Api()
     import subprocess
 
-    subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", "apply", "--server-side", "-k", str(ROOT / "crds")],
+    subprocess.run([kubectl_binary(), f"--kubeconfig={kubeconfig}", "apply", "--server-side", "-k", str(ROOT / "crds")],
                    check=True, capture_output=True)
     ns = f"bench-{int(time.time())}"
     core.create_namespace({"metadata": {"name": ns}})

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import ipaddress
+import os
 import re
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from tests.servers.registry import (
 )
 
 SERVERS = Path(__file__).resolve().parent
+REPO = SERVERS.parents[1]
 
 
 def _go_mod_tools(gomod: str) -> list[str]:
@@ -223,3 +226,23 @@ def test_model_layer_is_reproducible_and_rooted_at_models(tmp_path: Path) -> Non
     (model / "link").symlink_to(model / "model.pt")
     with pytest.raises(ValueError, match="not a regular file"):
         write_model_layer(model, tmp_path / "c.tar")
+
+
+@pytest.mark.parametrize(("go_line", "ok"), [("1.20", True), ("1.26.0", True), ("1.99.1", False)])
+def test_build_stops_early_when_go_is_older_than_the_module_needs(tmp_path: Path, go_line: str, ok: bool) -> None:
+    """scripts/build-go-bins.sh checks the module's `go` line before it locks, links or builds anything."""
+    module = tmp_path / "module"
+    module.mkdir()
+    (module / "go.mod").write_text(f"module example.com/x\n\ngo {go_line}\n")
+    cache = tmp_path / "cache"
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path)), "GOTOOLCHAIN": "local",
+           "SENSEOPS_CACHE": str(cache)}
+    check = subprocess.run([str(REPO / "scripts" / "ensure-go-version.sh"), str(module)], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert (check.returncode == 0) is ok, check.stderr
+    if not ok:
+        assert f"needs Go >= {go_line}" in check.stderr and f"GOTOOLCHAIN=go{go_line}" in check.stderr
+        build = subprocess.run([str(REPO / "scripts" / "build-go-bins.sh"), str(module), "x=example.com/x"],
+                               env=env, capture_output=True, text=True, timeout=60)
+        assert build.returncode == 1 and f"needs Go >= {go_line}" in build.stderr
+        assert not cache.exists()  # failed before creating the cache or touching .bin
