@@ -13,6 +13,9 @@ BYTES_PER_SAMPLE = 2  # s16le
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # same ceiling as the OpenAI audio API
 MAX_UPLOAD_SECONDS = 120.0
 MIN_INPUT_SAMPLE_RATE = 8_000  # below this, speech is not recoverable by resampling
+MAX_INPUT_SAMPLE_RATE = 384_000  # the highest rate audio interfaces record; beyond is a forged header
+MAX_INPUT_CHANNELS = 8  # 7.1; more is not a recording of one speaker
+MAX_DECODED_BYTES = 256 * 1024 * 1024  # float32 samples of all channels, checked from the header before decoding
 
 # --- WebSocket streaming
 MAX_FRAME_BYTES = 64_000  # 2 s of 16 kHz s16le; 100-200 ms frames are recommended

@@ -194,6 +194,18 @@ HTTP_CASES = [
         "language",
     ),
     ("no file field", {"files": {"other": ("x.wav", wav_bytes(SILENCE), "audio/wav")}}, 422, "'file' field"),
+    (
+        "NaN samples",
+        {"files": {"file": ("x.wav", wav_bytes(np.full(16_000, np.nan, np.float32), subtype="FLOAT"), "audio/wav")}},
+        422,
+        "NaN or infinite",
+    ),
+    (
+        "too many channels",
+        {"files": {"file": ("x.wav", wav_bytes(np.zeros((1_600, 32), np.float32)), "audio/wav")}},
+        422,
+        "32 channels",
+    ),
 ]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import numpy as np
 from fastapi import APIRouter, Request
@@ -30,6 +31,7 @@ from senseops_runtime.streaming.decisions import SUPPORTED_LANGUAGES
 from senseops_runtime.transcription import ClipResult, transcribe_clip
 
 router = APIRouter(tags=["transcribe"])
+log = logging.getLogger(__name__)
 
 
 def decode_options(language: object, itn: object) -> DecodeOptions:
@@ -58,11 +60,15 @@ async def decode_bytes(services: Services, data: bytes) -> np.ndarray:
 
 
 async def run_clip(services: Services, clip: np.ndarray, options: DecodeOptions) -> ClipResult:
-    """Decode through the scheduler; an overloaded queue is a 503 with Retry-After."""
+    """Decode through the scheduler; an overloaded queue is a 503 with Retry-After, an engine failure on
+    this clip a 500 that names it (other requests, even in the same batch, are unaffected)."""
     try:
         return await transcribe_clip(services, clip, options)
     except Overloaded as exc:
         raise ApiError(503, f"server overloaded: {exc}", "server_error") from exc
+    except Exception as exc:
+        log.exception("model failed on an uploaded clip of %.1f s", len(clip) / 16_000)
+        raise ApiError(500, "the model failed to decode this clip; see server logs", "server_error") from exc
 
 
 @router.post("/api/transcribe")
