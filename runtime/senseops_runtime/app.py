@@ -15,9 +15,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
+from senseops_runtime.body_limit import BodyLimitMiddleware
 from senseops_runtime.engine.base import Engine
 from senseops_runtime.recording import SpoolRecorder
 from senseops_runtime.routers import health, openai_compat, stream, transcribe
+from senseops_runtime.routers.common import MULTIPART_OVERHEAD
 from senseops_runtime.scheduler import DecodeScheduler
 from senseops_runtime.services import Services
 from senseops_runtime.settings import RuntimeSettings
@@ -110,6 +112,8 @@ def create_app(settings: RuntimeSettings | None = None, engine_loader: EngineLoa
     app.state.services = services
     for router in (health.router, transcribe.router, openai_compat.router, stream.router):
         app.include_router(router)
+    # Innermost, so the request counter below still sees its 413s.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
