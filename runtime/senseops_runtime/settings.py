@@ -67,7 +67,8 @@ class RuntimeSettings(BaseModel):
             key = ENV_PREFIX + name.upper()
             raw = env.get(key)
             if raw is None and (path := env.get(key + "_FILE")):
-                raw = Path(path).read_text()
+                # Secret files usually end with a newline (echo, kubectl create secret --from-file).
+                raw = Path(path).read_text().rstrip("\r\n")
             if raw is None:
                 continue
             if field.annotation == list[str]:

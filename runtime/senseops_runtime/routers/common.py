@@ -31,8 +31,8 @@ def caller(services: Services, request: Request) -> Principal:
     """The verified caller of an HTTP request (needs the ``transcribe`` scope)."""
     who = authenticate(services, bearer_from(request.headers.get("authorization")), limits.SCOPE_TRANSCRIBE)
     if isinstance(who, AuthRefusal):
-        status = 403 if "scope" in who.reason else 401
-        raise ApiError(status, who.reason, "authentication_error" if status == 401 else "permission_error")
+        kind = "authentication_error" if who.status == 401 else "permission_error"
+        raise ApiError(who.status, who.reason, kind)
     return who
 
 
