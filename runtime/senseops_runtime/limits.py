@@ -20,6 +20,7 @@ MAX_DECODED_BYTES = 256 * 1024 * 1024  # float32 samples of all channels, checke
 # --- WebSocket streaming
 MAX_FRAME_BYTES = 64_000  # 2 s of 16 kHz s16le; 100-200 ms frames are recommended
 OPTIONS_TIMEOUT_S = 10.0  # how long the server waits for the first message
+WS_IDLE_TIMEOUT_S = 30.0  # a stream that sends nothing (not even an empty keep-alive frame) this long is closed
 MAX_OPTIONS_BYTES = 4_096
 PARTIAL_INTERVAL_S = 0.3  # audio time between partial decodes of the open segment
 PARTIAL_WINDOW_S = 8.0  # partials decode at most this much of the open segment's tail

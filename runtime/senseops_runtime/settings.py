@@ -48,6 +48,7 @@ class RuntimeSettings(BaseModel):
     max_upload_bytes: int = limits.MAX_UPLOAD_BYTES
     max_upload_seconds: float = limits.MAX_UPLOAD_SECONDS
     max_frame_bytes: int = limits.MAX_FRAME_BYTES
+    ws_idle_timeout_s: float = limits.WS_IDLE_TIMEOUT_S
     partial_interval_s: float = limits.PARTIAL_INTERVAL_S
     partial_window_s: float = limits.PARTIAL_WINDOW_S
     realtime_burst_s: float = limits.REALTIME_BURST_S

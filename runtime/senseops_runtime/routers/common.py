@@ -62,6 +62,11 @@ async def read_upload(services: Services, upload: UploadFile) -> bytes:
     return data
 
 
+def refund_audio(services: Services, who: Principal, seconds: float) -> None:
+    """Undo :func:`charge_audio` when the audio was not transcribed (503, engine failure)."""
+    services.ledger.refund(who.subject, who.anchor_id, seconds, day_of(time.time()))
+
+
 def charge_audio(services: Services, who: Principal, seconds: float) -> None:
     """Meter uploaded audio against the caller's daily budget (429 when it is used up)."""
     if not services.ledger.charge(who.subject, who.anchor_id, seconds, day_of(time.time())):

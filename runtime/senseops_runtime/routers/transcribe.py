@@ -22,6 +22,7 @@ from senseops_runtime.routers.common import (
     charge_audio,
     check_declared_length,
     read_upload,
+    refund_audio,
     require_ready,
 )
 from senseops_runtime.scheduler import Overloaded
@@ -104,8 +105,13 @@ async def transcribe(request: Request, services: ServicesDep) -> JSONResponse:
         else:
             raise ApiError(415, "send multipart/form-data with a 'file' field, or JSON with 'file_path'")
         clip = await decode_bytes(services, data)
-        charge_audio(services, who, len(clip) / 16_000)
-        result = await run_clip(services, clip, options)
+        seconds = len(clip) / 16_000
+        charge_audio(services, who, seconds)
+        try:
+            result = await run_clip(services, clip, options)
+        except ApiError:
+            refund_audio(services, who, seconds)  # the budget pays for transcribed audio only
+            raise
     except ApiError as exc:
         headers = {"Retry-After": "1"} if exc.status == 503 else None
         return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)

@@ -186,7 +186,17 @@ class StreamSession:
         while True:
             if self.final_sender is not None and self.final_sender.done():
                 self.final_sender.result()  # re-raises the sender's StreamClosed (e.g. a failed decode)
-            message = self.pushback.pop() if self.pushback else await self.ws.receive()
+            if self.pushback:
+                message = self.pushback.pop()
+            else:
+                idle_s = self.services.settings.ws_idle_timeout_s
+                try:
+                    message = await asyncio.wait_for(self.ws.receive(), timeout=idle_s)
+                except TimeoutError:
+                    # Finals of audio already received are still sent (run() finishes the segmenter).
+                    return CloseVerdict(
+                        limits.CLOSE_POLICY, f"idle: no data for {idle_s:g} s; send audio or empty keep-alive frames"
+                    )
             if message["type"] == "websocket.disconnect":
                 return CloseVerdict(0, "client closed")
             if message.get("text") is not None:
