@@ -41,10 +41,8 @@ def overloaded_server(
         server.stop()
 
 
-def rs256_token(private: str) -> str:
-    return issue_token(
-        AuthConfig(rs256_public_key="x"), private, "rs-user", "rs-anchor", ["stream", "transcribe"], False, time.time()
-    )
+def rs256_token(private: str, sub: str = "rs-user", scopes: tuple[str, ...] = ("stream", "transcribe")) -> str:
+    return issue_token(AuthConfig(rs256_public_key="x"), private, sub, "rs-anchor", list(scopes), False, time.time())
 
 
 def confused_token(public: str) -> str:
@@ -74,6 +72,21 @@ def test_overloaded_upload_is_503_with_retry_after(overloaded_server: RuntimeSer
     )
     assert reply.status_code == 503 and "overloaded" in reply.json()["detail"]
     assert reply.headers["retry-after"] == "1"
+
+
+def test_overloaded_upload_is_not_charged_to_the_budget(
+    overloaded_server: RuntimeServer, rsa_keys: tuple[str, str]
+) -> None:
+    reply = httpx.post(
+        f"{overloaded_server.http}/api/transcribe",
+        files={"file": ("s.wav", sentence_wav(ENGLISH), "audio/wav")},
+        headers={"Authorization": f"Bearer {rs256_token(rsa_keys[0], sub='rs-refund')}"},
+        timeout=60,
+    )
+    assert reply.status_code == 503
+    admin = rs256_token(rsa_keys[0], sub="rs-admin", scopes=("admin",))
+    usage = httpx.get(f"{overloaded_server.http}/api/usage", headers={"Authorization": f"Bearer {admin}"}).json()
+    assert [u for u in usage["usage"] if u["subject"] == "rs-refund"] == []
 
 
 def test_algorithm_confusion_refused_over_the_wire(overloaded_server: RuntimeServer, rsa_keys: tuple[str, str]) -> None:
