@@ -7,7 +7,7 @@ SHELL := /bin/bash
 export SENSEOPS_CACHE ?= $(HOME)/.cache/senseops
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/runtime:$(CURDIR)/trainer_image:$(CURDIR)
 # Debian packages the tests and the demo use (kubectl is the real client users run).
-DEBIAN_PACKAGES := kubectl espeak-ng sox libsndfile1 openssl util-linux procps
+DEBIAN_PACKAGES := kubectl espeak-ng sox libsndfile1 openssl util-linux procps redis-server
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest

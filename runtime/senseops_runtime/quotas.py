@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -21,9 +22,11 @@ class QuotaPolicy:
 
 @dataclass(frozen=True)
 class Admitted:
-    """The stream may start; ``remaining_s`` is the audio it may still send today."""
+    """The stream may start; ``remaining_s`` is the audio it may still send today. ``lease`` names the
+    stream slot for :meth:`QuotaBackend.close_stream` (shared backends use it; in memory it is empty)."""
 
     remaining_s: float
+    lease: str = ""
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,40 @@ class QuotaRefusal:
     """Why a stream or request was refused; safe to show to the client."""
 
     reason: str
+
+
+class QuotaUnavailable(Exception):
+    """The shared quota backend cannot be reached and the policy is to fail closed; callers answer
+    503 / close 1013 with this message."""
+
+
+class QuotaBackend(Protocol):
+    """Where stream slots, budgets and metering live: :class:`QuotaLedger` (in memory, one replica) or
+    :class:`senseops_runtime.quota_redis.RedisQuotaLedger` (shared by every replica)."""
+
+    def open_stream(self, subject: str, day: str) -> Admitted | QuotaRefusal:
+        """Admit and count a new stream, or refuse it."""
+        ...
+
+    def close_stream(self, subject: str, lease: str = "") -> None:
+        """Release the slot taken by :meth:`open_stream`."""
+        ...
+
+    def charge(self, subject: str, anchor_id: str, seconds: float, day: str) -> bool:
+        """Meter audio; False (nothing charged) when the budget would be exceeded."""
+        ...
+
+    def refund(self, subject: str, anchor_id: str, seconds: float, day: str) -> None:
+        """Give back a charge whose audio was not transcribed."""
+        ...
+
+    def has_budget(self, subject: str, day: str) -> bool:
+        """Is any audio left in the subject's budget today?"""
+        ...
+
+    def metering(self) -> list[dict[str, object]]:
+        """Audio seconds per (day, subject, anchor) for the days kept."""
+        ...
 
 
 def admit_stream(policy: QuotaPolicy, open_streams: int, used_s_today: float) -> Admitted | QuotaRefusal:
@@ -116,7 +153,7 @@ class QuotaLedger:
                 usage.open_streams += 1
             return verdict
 
-    def close_stream(self, subject: str) -> None:
+    def close_stream(self, subject: str, lease: str = "") -> None:
         """Release a stream slot taken by :meth:`open_stream`."""
         with self._lock:
             usage = self._usage[subject]

@@ -38,6 +38,8 @@ class RuntimeSettings(BaseModel):
     # Quotas
     max_streams_per_subject: int = limits.MAX_STREAMS_PER_SUBJECT
     audio_minutes_per_day: float = limits.AUDIO_MINUTES_PER_DAY
+    quota_redis_url: str = ""  # redis://host:6379/0 shares quotas across replicas; empty = in memory
+    quota_failure_policy: str = "open"  # open | closed: what to do while Redis cannot be reached
     # Recording
     recording_enabled: bool = False
     recording_store_uri: str = ""  # e.g. s3://senseops-data  (raw/ and asr/ live under it)

@@ -10,6 +10,7 @@ from starlette.datastructures import UploadFile
 from senseops_runtime import limits
 from senseops_runtime.audio_input import AudioInputError, check_size
 from senseops_runtime.auth import AuthRefusal, Principal
+from senseops_runtime.quotas import QuotaUnavailable
 from senseops_runtime.routers.stream import authenticate, bearer_from
 from senseops_runtime.services import Services
 from senseops_runtime.streaming.session import day_of
@@ -69,5 +70,9 @@ def refund_audio(services: Services, who: Principal, seconds: float) -> None:
 
 def charge_audio(services: Services, who: Principal, seconds: float) -> None:
     """Meter uploaded audio against the caller's daily budget (429 when it is used up)."""
-    if not services.ledger.charge(who.subject, who.anchor_id, seconds, day_of(time.time())):
+    try:
+        charged = services.ledger.charge(who.subject, who.anchor_id, seconds, day_of(time.time()))
+    except QuotaUnavailable as exc:
+        raise ApiError(503, str(exc), "server_error") from exc
+    if not charged:
         raise ApiError(429, "daily audio budget used up; try again tomorrow (UTC)", "rate_limit_error")

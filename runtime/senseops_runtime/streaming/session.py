@@ -26,6 +26,7 @@ from senseops_runtime import limits
 from senseops_runtime.audio_input import pcm16_to_float
 from senseops_runtime.auth import Principal
 from senseops_runtime.engine.base import Transcript
+from senseops_runtime.quotas import QuotaUnavailable
 from senseops_runtime.recording import SegmentResult, SessionRecording
 from senseops_runtime.scheduler import Overloaded, Priority
 from senseops_runtime.services import Services
@@ -230,9 +231,13 @@ class StreamSession:
             await asyncio.sleep(verdict.seconds)
         assert isinstance(verdict, (Accept, Delay))
         seconds = n / limits.SAMPLE_RATE
-        if not self.services.ledger.charge(
-            self.principal.subject, self.principal.anchor_id, seconds, day_of(time.time())
-        ):
+        try:
+            charged = self.services.ledger.charge(
+                self.principal.subject, self.principal.anchor_id, seconds, day_of(time.time())
+            )
+        except QuotaUnavailable as exc:
+            raise StreamClosed(CloseVerdict(limits.CLOSE_TRY_AGAIN_LATER, str(exc))) from exc
+        if not charged:
             raise StreamClosed(
                 CloseVerdict(limits.CLOSE_POLICY, "daily audio budget used up; try again tomorrow (UTC)")
             )
