@@ -48,8 +48,8 @@ test: deps ## run every test (unit, integration on the local control plane and s
 	$(MAKE) --no-print-directory lint
 	$(PYTEST) $(PYTEST_ARGS)
 
-test-fast: venv ## only the tests that need no cluster and no model
-	$(PYTEST) -m "not cluster and not slow" $(PYTEST_ARGS)
+test-fast: venv debian minio ## only the tests that need no cluster and no model (servers such as MinIO are fine)
+	$(PYTEST) -m "not cluster and not slow and not model" $(PYTEST_ARGS)
 
 demo: deps ## the main job: control plane + CRDs + operator + samples, then runtime and trainer demos
 	$(PY) scripts/demo.py
