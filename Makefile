@@ -41,7 +41,8 @@ lint: venv check-crds ## ruff, mypy --strict on the pure core, import-linter con
 	  runtime/senseops_runtime/auth.py runtime/senseops_runtime/quotas.py runtime/senseops_runtime/scheduler.py \
 	  runtime/senseops_runtime/streaming/decisions.py runtime/senseops_runtime/streaming/segmenter.py \
 	  runtime/senseops_runtime/streaming/identity.py runtime/senseops_runtime/quota_redis.py \
-	  runtime/senseops_runtime/body_limit.py runtime/senseops_runtime/logredact.py
+	  runtime/senseops_runtime/body_limit.py runtime/senseops_runtime/logredact.py \
+	  runtime/senseops_runtime/redaction.py
 	$(VENV)/bin/lint-imports
 
 test: deps ## run every test (unit, integration on the local control plane and servers, end-to-end)

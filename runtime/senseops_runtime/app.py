@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request, Response
 from senseops_runtime.body_limit import BodyLimitMiddleware
 from senseops_runtime.engine.base import Engine
 from senseops_runtime.recording import SpoolRecorder
+from senseops_runtime.redaction import select_rules
 from senseops_runtime.routers import health, openai_compat, stream, transcribe
 from senseops_runtime.routers.common import MULTIPART_OVERHEAD
 from senseops_runtime.scheduler import DecodeScheduler
@@ -89,6 +90,7 @@ async def load_model(services: Services, loader: EngineLoader) -> None:
 def create_app(settings: RuntimeSettings | None = None, engine_loader: EngineLoader | None = None) -> FastAPI:
     """Build the application; ``settings`` default to the environment."""
     settings = settings or RuntimeSettings.from_env()
+    select_rules(settings.redaction_rules)  # a typo in SENSEOPS_REDACTION_RULES fails the start, not a recording
     services = Services.from_settings(settings)
     if settings.auth_disabled:
         log.warning("AUTHENTICATION IS DISABLED (SENSEOPS_AUTH_DISABLED): every caller is admitted")
@@ -97,7 +99,11 @@ def create_app(settings: RuntimeSettings | None = None, engine_loader: EngineLoa
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.recording_enabled:
             services.recorder = await asyncio.to_thread(
-                SpoolRecorder.from_uri, settings.recording_store_uri, settings.spool_dir
+                SpoolRecorder.from_uri,
+                settings.recording_store_uri,
+                settings.spool_dir,
+                select_rules(settings.redaction_rules),
+                services.metrics.count_redactions,
             )
         loading = asyncio.create_task(load_model(services, engine_loader or default_engine_loader))
         yield

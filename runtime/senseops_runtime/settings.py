@@ -44,6 +44,8 @@ class RuntimeSettings(BaseModel):
     recording_enabled: bool = False
     recording_store_uri: str = ""  # e.g. s3://senseops-data  (raw/ and asr/ live under it)
     spool_dir: str = str(Path.home() / ".cache" / "senseops" / "spool")
+    # Personal data masked in stored transcripts (comma list of rules, or "none"); see redaction.py.
+    redaction_rules: list[str] = Field(default_factory=lambda: ["email", "id_card", "bank_card", "phone"])
     # Stored audio for POST /api/transcribe {"file_path": ...}: allowed URI prefixes (comma list).
     audio_source_prefixes: list[str] = Field(default_factory=list)
     # Limits
