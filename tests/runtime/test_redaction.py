@@ -47,7 +47,7 @@ def test_rule_selection() -> None:
     assert [r.name for r in select_rules(["phone", "email"])] == ["email", "phone"]
     assert select_rules(["none"]) == ()
     assert redact("13912345678", select_rules(["email"])) == ("13912345678", {})
-    with pytest.raises(ValueError, match="unknown redaction rule.*phon"):
+    with pytest.raises(ValueError, match=r"unknown redaction rule.*phon"):
         select_rules(["phon"])
 
 
