@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 
@@ -15,6 +16,7 @@ import jwt
 import numpy as np
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.runtime.conftest import MAX_UPLOAD_BYTES, QUOTA_MINUTES, WS_IDLE_TIMEOUT_S, make_token
 from tests.runtime.helpers import ENGLISH, sentence_wav, stream, utterance_pcm, wav_bytes
@@ -118,7 +120,10 @@ def test_ws_idle_stream_is_closed_with_1008_and_its_audio_still_gets_a_final(run
             for i in range(0, len(speech), 3200):
                 await ws.send(speech[i : i + 3200])
             quiet_since = time.monotonic()
-            messages = [json.loads(m) async for m in ws]
+            messages: list[dict[str, object]] = []
+            with contextlib.suppress(ConnectionClosed):
+                async for raw in ws:
+                    messages.append(json.loads(raw))
             return ws.close_code, ws.close_reason or "", messages, time.monotonic() - quiet_since
 
     code, reason, messages, waited = asyncio.run(scenario())
