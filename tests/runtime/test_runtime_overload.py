@@ -58,9 +58,15 @@ def confused_token(public: str) -> str:
 
 
 def test_overloaded_stream_closes_1013(overloaded_server: RuntimeServer, rsa_keys: tuple[str, str]) -> None:
-    outcome = stream(overloaded_server.ws, utterance_pcm(ENGLISH), rs256_token(rsa_keys[0]), realtime=False)
+    pcm = utterance_pcm(ENGLISH)
+    outcome = stream(overloaded_server.ws, pcm, rs256_token(rsa_keys[0]), realtime=False)
     assert outcome.close_code == 1013 and "server overloaded" in outcome.close_reason
     assert outcome.finals == []
+    # The speech segment that could not be decoded is given back; only the silence around it stays metered.
+    admin = rs256_token(rsa_keys[0], sub="rs-admin", scopes=("admin",))
+    usage = httpx.get(f"{overloaded_server.http}/api/usage", headers={"Authorization": f"Bearer {admin}"}).json()
+    metered = sum(float(u["audio_seconds"]) for u in usage["usage"] if u["subject"] == "rs-user")
+    assert 0 < metered < len(pcm) / 32_000 - 0.5, metered
 
 
 def test_overloaded_upload_is_503_with_retry_after(overloaded_server: RuntimeServer, rsa_keys: tuple[str, str]) -> None:

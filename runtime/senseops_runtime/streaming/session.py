@@ -274,6 +274,11 @@ class StreamSession:
                 try:
                     future = self.scheduler.submit(clip, self.options.decode, Priority.FINAL)
                 except Overloaded as exc:
+                    # The segment's audio will not be transcribed: it is not charged to the budget.
+                    self.services.ledger.refund(
+                        self.principal.subject, self.principal.anchor_id, len(clip) / limits.SAMPLE_RATE,
+                        day_of(time.time()),
+                    )
                     raise StreamClosed(CloseVerdict(limits.CLOSE_TRY_AGAIN_LATER, f"server overloaded: {exc}")) from exc
                 self.finals.put_nowait((event, number, clip, future, time.monotonic()))
 
