@@ -97,3 +97,14 @@ def test_metrics_after_streaming(runtime_server: RuntimeServer) -> None:
     assert 'senseops_ws_closes_total{code="1000"}' in text
     assert "senseops_active_streams 0.0" in text
     assert json.loads(httpx.get(f"{runtime_server.http}/readyz").text)["ready"]
+
+
+def test_tokens_never_reach_the_server_log_and_log_lines_stay_intact(runtime_server: RuntimeServer) -> None:
+    token = make_token()
+    outcome = stream(runtime_server.ws, utterance_pcm(ENGLISH), token, realtime=False)
+    assert outcome.close_code == 1000
+    httpx.get(f"{runtime_server.http}/api/health?token={token}")
+    log = runtime_server.log_path.read_text(errors="replace")
+    assert token not in log and token.split(".")[2] not in log
+    assert "/ws/stream?token=<redacted>" in log and "/api/health?token=<redacted>" in log
+    assert "Logging error" not in log  # redaction must not break uvicorn's formatters
