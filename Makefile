@@ -8,7 +8,7 @@ export SENSEOPS_CACHE ?= $(HOME)/.cache/senseops
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/runtime:$(CURDIR)/trainer_image:$(CURDIR)
 # Debian packages the tests and the demo use. kubectl is not one: bookworm has none, so `make bins`
 # builds it from the pinned Kubernetes module (the same version as the API server).
-DEBIAN_PACKAGES := espeak-ng sox libsndfile1 openssl util-linux procps haproxy
+DEBIAN_PACKAGES := espeak-ng sox libsndfile1 openssl util-linux procps haproxy redis-server
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
@@ -41,7 +41,10 @@ lint: venv check-crds ## ruff, mypy --strict on the pure core, import-linter con
 	  runtime/senseops_common/storage runtime/senseops_common/layout.py \
 	  runtime/senseops_runtime/auth.py runtime/senseops_runtime/quotas.py runtime/senseops_runtime/scheduler.py \
 	  runtime/senseops_runtime/streaming/decisions.py runtime/senseops_runtime/streaming/segmenter.py \
-	  tests/gateway/model.py tests/gateway/translate.py tests/gateway/haproxy_config.py tests/gateway/status.py
+	  tests/gateway/model.py tests/gateway/translate.py tests/gateway/haproxy_config.py tests/gateway/status.py \
+	  runtime/senseops_runtime/streaming/identity.py runtime/senseops_runtime/quota_redis.py \
+	  runtime/senseops_runtime/body_limit.py runtime/senseops_runtime/logredact.py \
+	  runtime/senseops_runtime/redaction.py
 	$(VENV)/bin/mypy runtime/senseops_cli runtime/senseops_runtime/subtitles.py
 	$(VENV)/bin/mypy $(addprefix trainer_image/senseops_trainer/,loss_guard.py audio_checks.py dedup.py split.py filters.py)
 	$(VENV)/bin/lint-imports
@@ -50,8 +53,8 @@ test: deps ## run every test (unit, integration on the local control plane and s
 	$(MAKE) --no-print-directory lint
 	$(PYTEST) $(PYTEST_ARGS)
 
-test-fast: venv ## only the tests that need no cluster and no model
-	$(PYTEST) -m "not cluster and not slow" $(PYTEST_ARGS)
+test-fast: venv debian minio ## only the tests that need no cluster and no model (servers such as MinIO are fine)
+	$(PYTEST) -m "not cluster and not slow and not model" $(PYTEST_ARGS)
 
 demo: deps ## the main job: control plane + CRDs + operator + samples, then runtime and trainer demos
 	$(PY) scripts/demo.py

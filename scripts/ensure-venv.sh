@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Creates (once) and updates (when requirements.txt changes) the project's virtualenv.
+# Creates (once) and updates (when requirements.txt or requirements/*.txt change) the project's virtualenv.
 # The venv lives outside the checkout so fresh clones on the same machine reuse it; .venv links to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="${SENSEOPS_CACHE:-$HOME/.cache/senseops}"
 venv="$cache/venv"
-want=$(sha256sum requirements.txt | cut -c1-16)
+# Keyed by every requirement file (the union and the per-image sets), so any pin change reinstalls.
+want=$(cat requirements.txt requirements/*.txt | sha256sum | cut -c1-16)
 mkdir -p "$cache"
 exec 9>"$cache/venv.lock"
 flock 9

@@ -1,13 +1,13 @@
 """Object key layout (seed §6) and the ASR segment record.
 
-==========================================  ===========================================================
-key                                           what
-==========================================  ===========================================================
-raw/{anchor_id}/{ts}/{segment_id}.wav         one finished audio segment of a live session
-asr/{anchor_id}/{ts}/part-{n:06d}.jsonl        transcripts of that session, one JSON line per segment
-models/{name}/{version}/...                   a model artifact (a directory; see storage.verify)
-reports/{job}/...                             evaluation / training reports of a FineTuneJob
-==========================================  ===========================================================
+================================================  ================================================
+key                                               what
+================================================  ================================================
+raw/{anchor_id}/{ts}/{segment_id}.wav             one finished audio segment of a live session
+asr/{anchor_id}/{ts}/{writer}-part-{n:06d}.jsonl  transcripts written by one connection, one line each
+models/{name}/{version}/...                       a model artifact (a directory; see storage.verify)
+reports/{job}/...                                 evaluation / training reports of a FineTuneJob
+================================================  ================================================
 
 ``ts`` is the session start in UTC, ``YYYYMMDDTHHMMSSZ`` (sorts by time as text).
 
@@ -16,7 +16,11 @@ append, and rewriting one growing object per segment would be quadratic and racy
 writer therefore flushes immutable parts — every ``batch_size`` records and at session end — numbered
 0, 1, 2, … Each part is one complete PUT, so a reader that lists the session's prefix sees only whole
 parts; reading them in part order gives the records in the order they were produced. A part key is
-deterministic (session + number), so a retried upload (e.g. through the spool) replaces the same part.
+deterministic (writer + number), so a retried upload (e.g. through the spool) lands on the same part.
+
+``{writer}`` is a random id per writer (one WebSocket connection): two sessions of one anchor that start in
+the same second (two streams per subject are allowed; a fast reconnect does it too) share ``{ts}`` but
+never a part key. Parts without a writer prefix (``part-{n}.jsonl``, the first layout) are still read.
 
 Segment times ``start_ms``/``end_ms`` are milliseconds from the session start.
 """
@@ -36,7 +40,7 @@ TS_FORMAT = "%Y%m%dT%H%M%SZ"
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_MAX_SESSION = timedelta(hours=24)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_PART = re.compile(r"^part-(\d{6,})\.jsonl$")
+_PART = re.compile(r"^(?:(?P<writer>[A-Za-z0-9][A-Za-z0-9._-]{0,127})-)?part-(?P<n>\d{6,})\.jsonl$")
 
 
 def check_id(value: str, what: str) -> str:
@@ -70,11 +74,12 @@ def asr_session_prefix(anchor_id: str, ts: str) -> str:
     return f"asr/{check_id(anchor_id, 'anchor_id')}/{ts}/"
 
 
-def asr_part_key(anchor_id: str, ts: str, part: int) -> str:
-    """``asr/{anchor_id}/{ts}/part-{n:06d}.jsonl``"""
+def asr_part_key(anchor_id: str, ts: str, part: int, writer: str | None = None) -> str:
+    """``asr/{anchor_id}/{ts}/{writer}-part-{n:06d}.jsonl`` (``part-{n:06d}.jsonl`` without a writer)."""
     if part < 0:
         raise ValueError("part number must be >= 0")
-    return f"{asr_session_prefix(anchor_id, ts)}part-{part:06d}.jsonl"
+    name = f"part-{part:06d}.jsonl" if writer is None else f"{check_id(writer, 'writer')}-part-{part:06d}.jsonl"
+    return f"{asr_session_prefix(anchor_id, ts)}{name}"
 
 
 def model_prefix(name: str, version: str) -> str:
@@ -135,14 +140,21 @@ class SegmentRecord:
 class AsrPartWriter:
     """Collects a session's records and writes them as numbered immutable parts.
 
-    ``put`` is ``store.put`` or ``SpoolWriter.write`` (both take ``(key, bytes)``)."""
+    ``put`` is ``store.put`` or ``SpoolWriter.write`` (both take ``(key, bytes)``). ``writer`` names this
+    writer in the part keys; give every concurrent writer of one ``(anchor_id, ts)`` its own."""
 
     def __init__(
-        self, put: Callable[[str, bytes], object], anchor_id: str, ts: str, batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        put: Callable[[str, bytes], object],
+        anchor_id: str,
+        ts: str,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        writer: str | None = None,
     ) -> None:
         self._put = put
         self.anchor_id = anchor_id
         self.ts = ts
+        self.writer = writer
         self.batch_size = batch_size
         self.next_part = 0
         self._buffer: list[SegmentRecord] = []
@@ -159,7 +171,7 @@ class AsrPartWriter:
         """Write buffered records as one part; return its key (None if nothing was buffered)."""
         if not self._buffer:
             return None
-        key = asr_part_key(self.anchor_id, self.ts, self.next_part)
+        key = asr_part_key(self.anchor_id, self.ts, self.next_part, self.writer)
         self._put(key, "".join(r.to_json_line() for r in self._buffer).encode())
         self.next_part += 1
         self._buffer = []
@@ -174,9 +186,9 @@ def iter_segment_records(
     max_session: timedelta = DEFAULT_MAX_SESSION,
 ) -> Iterator[SegmentRecord]:
     """Yield an anchor's records whose segment start is in ``[since, until)``, session by session
-    (oldest first), parts in order. Sessions that started more than ``max_session`` before ``since``
-    are not read."""
-    sessions: dict[str, list[tuple[int, str]]] = {}
+    (oldest first), each writer's parts in order. Sessions that started more than ``max_session`` before
+    ``since`` are not read."""
+    sessions: dict[str, list[tuple[str, int, str]]] = {}
     for info in store.list(f"asr/{check_id(anchor_id, 'anchor_id')}/"):
         rest = info.key.split("/")
         if len(rest) != 4:
@@ -193,9 +205,9 @@ def iter_segment_records(
             continue
         if since is not None and started < since - max_session:
             continue
-        sessions.setdefault(ts, []).append((int(match.group(1)), info.key))
+        sessions.setdefault(ts, []).append((match.group("writer") or "", int(match.group("n")), info.key))
     for ts in sorted(sessions):
-        for _, key in sorted(sessions[ts]):
+        for _, _, key in sorted(sessions[ts]):
             for line in store.get_bytes(key).decode().splitlines():
                 if not line.strip():
                     continue

@@ -28,8 +28,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import jiwer
-
 from senseops_common.sensevoice_tags import strip_tags
 
 # A small default list; deployments name their own file (one term per line) in SENSEOPS_PROFANITY_LIST.
@@ -198,6 +196,8 @@ def error_rate(
         hyps.append(" ".join(hyp_units))
     subs = dels = ref_total = 0
     if refs:
+        import jiwer  # trainer-only dependency: imported here so the runtime image need not carry it
+
         out = jiwer.process_words(refs, hyps)
         subs, dels, insertions = out.substitutions, out.deletions, insertions + out.insertions
         ref_total = out.hits + out.substitutions + out.deletions

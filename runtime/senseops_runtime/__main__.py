@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 
 import uvicorn
 
 from senseops_runtime import limits
 from senseops_runtime.app import create_app
-
-_TOKEN_IN_QUERY = re.compile(r"(token=)[^&\s\"]+")
-
-
-class RedactTokens(logging.Filter):
-    """Access logs print request paths; a ``?token=<jwt>`` must not end up in the logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "token=" in message:
-            record.msg, record.args = _TOKEN_IN_QUERY.sub(r"\1<redacted>", message), ()
-        return True
+from senseops_runtime.logredact import RedactTokens
 
 
 def main() -> None:

@@ -15,9 +15,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
+from senseops_runtime.body_limit import BodyLimitMiddleware
 from senseops_runtime.engine.base import Engine
 from senseops_runtime.recording import SpoolRecorder
+from senseops_runtime.redaction import select_rules
 from senseops_runtime.routers import console, health, openai_compat, stream, transcribe
+from senseops_runtime.routers.common import MULTIPART_OVERHEAD
 from senseops_runtime.scheduler import DecodeScheduler
 from senseops_runtime.services import Services
 from senseops_runtime.settings import RuntimeSettings
@@ -87,6 +90,7 @@ async def load_model(services: Services, loader: EngineLoader) -> None:
 def create_app(settings: RuntimeSettings | None = None, engine_loader: EngineLoader | None = None) -> FastAPI:
     """Build the application; ``settings`` default to the environment."""
     settings = settings or RuntimeSettings.from_env()
+    select_rules(settings.redaction_rules)  # a typo in SENSEOPS_REDACTION_RULES fails the start, not a recording
     services = Services.from_settings(settings)
     if settings.auth_disabled:
         log.warning("AUTHENTICATION IS DISABLED (SENSEOPS_AUTH_DISABLED): every caller is admitted")
@@ -95,7 +99,11 @@ def create_app(settings: RuntimeSettings | None = None, engine_loader: EngineLoa
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.recording_enabled:
             services.recorder = await asyncio.to_thread(
-                SpoolRecorder.from_uri, settings.recording_store_uri, settings.spool_dir
+                SpoolRecorder.from_uri,
+                settings.recording_store_uri,
+                settings.spool_dir,
+                select_rules(settings.redaction_rules),
+                services.metrics.count_redactions,
             )
         loading = asyncio.create_task(load_model(services, engine_loader or default_engine_loader))
         yield
@@ -110,6 +118,8 @@ def create_app(settings: RuntimeSettings | None = None, engine_loader: EngineLoa
     app.state.services = services
     for router in (health.router, transcribe.router, openai_compat.router, stream.router, console.router):
         app.include_router(router)
+    # Innermost, so the request counter below still sees its 413s.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -16,6 +16,8 @@ import jwt
 from senseops_runtime import limits
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # same rule as senseops_common.layout.check_id
+# RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
+MIN_HS256_SECRET_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,18 @@ class AuthConfig:
     audience: str = limits.JWT_AUDIENCE
     issuer: str = limits.JWT_ISSUER
     leeway_s: int = limits.JWT_LEEWAY_S
+
+    def __post_init__(self) -> None:
+        if self.hs256_secret and self.rs256_public_key:
+            raise ValueError(
+                "both SENSEOPS_JWT_HS256_SECRET and SENSEOPS_JWT_RS256_PUBLIC_KEY are set; set exactly one "
+                "(two keys would accept two algorithms)"
+            )
+        if self.hs256_secret and len(self.hs256_secret.encode()) < MIN_HS256_SECRET_BYTES:
+            raise ValueError(
+                f"SENSEOPS_JWT_HS256_SECRET is {len(self.hs256_secret.encode())} bytes; HS256 needs at least "
+                f"{MIN_HS256_SECRET_BYTES} (e.g. `openssl rand -hex 32`)"
+            )
 
     @property
     def algorithm(self) -> str:
@@ -54,9 +68,11 @@ class Principal:
 
 @dataclass(frozen=True)
 class AuthRefusal:
-    """Why a token was refused; ``reason`` is safe to show to the client."""
+    """Why a token was refused; ``reason`` is safe to show to the client. ``status`` is the HTTP answer:
+    401 when the token is missing or invalid, 403 when it is valid but lacks the scope."""
 
     reason: str
+    status: int = 401
 
 
 def _scopes_from_claims(claims: dict[str, Any]) -> frozenset[str]:
@@ -122,7 +138,7 @@ def verify_token(token: str | None, config: AuthConfig, required_scope: str, now
         return AuthRefusal("token lacks the 'sub' claim")
     scopes = _scopes_from_claims(claims)
     if required_scope not in scopes and limits.SCOPE_ADMIN not in scopes:
-        return AuthRefusal(f"token lacks the {required_scope!r} scope")
+        return AuthRefusal(f"token lacks the {required_scope!r} scope", status=403)
     anchor = claims.get("anchor_id") or subject
     if not isinstance(anchor, str) or not SAFE_ID.match(anchor):
         # anchor_id becomes part of object keys; refuse anything that is not a plain id.

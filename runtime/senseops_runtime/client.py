@@ -40,6 +40,7 @@ class StreamOutcome:
     close_code: int | None = None
     close_reason: str = ""
     audio_sent_s: float = 0.0
+    stream_id: str | None = None  # from the server's first message; send it back as ``resume`` to continue
 
     @property
     def final_text(self) -> str:
@@ -100,6 +101,8 @@ async def stream_pcm(
                         outcome.finals.append((now, message))
                         if on_final:
                             on_final(message)
+                    elif "stream_id" in message:
+                        outcome.stream_id = message["stream_id"]
             except ConnectionClosed:
                 pass
 

@@ -13,10 +13,14 @@ BYTES_PER_SAMPLE = 2  # s16le
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # same ceiling as the OpenAI audio API
 MAX_UPLOAD_SECONDS = 120.0
 MIN_INPUT_SAMPLE_RATE = 8_000  # below this, speech is not recoverable by resampling
+MAX_INPUT_SAMPLE_RATE = 384_000  # the highest rate audio interfaces record; beyond is a forged header
+MAX_INPUT_CHANNELS = 8  # 7.1; more is not a recording of one speaker
+MAX_DECODED_BYTES = 256 * 1024 * 1024  # float32 samples of all channels, checked from the header before decoding
 
 # --- WebSocket streaming
 MAX_FRAME_BYTES = 64_000  # 2 s of 16 kHz s16le; 100-200 ms frames are recommended
 OPTIONS_TIMEOUT_S = 10.0  # how long the server waits for the first message
+WS_IDLE_TIMEOUT_S = 30.0  # a stream that sends nothing (not even an empty keep-alive frame) this long is closed
 MAX_OPTIONS_BYTES = 4_096
 PARTIAL_INTERVAL_S = 0.3  # audio time between partial decodes of the open segment
 PARTIAL_WINDOW_S = 8.0  # partials decode at most this much of the open segment's tail

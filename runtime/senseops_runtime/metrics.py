@@ -76,7 +76,13 @@ class RuntimeMetrics:
         self.model_info = Gauge(
             "senseops_model_info", "The loaded model (value 1)", ["model", "version", "backend"], registry=r
         )
-        self.recordings = Counter("senseops_recordings_total", "Segments handed to the spool", ["result"], registry=r)
+        self.recordings = Counter(
+            "senseops_recordings_total", "Segments handed to the spool (spooled, failed, replay_skipped)", ["result"],
+            registry=r,
+        )
+        self.redactions = Counter(
+            "senseops_redactions_total", "Personal data masked in stored transcripts, by rule", ["rule"], registry=r
+        )
 
     def set_model(self, name: str, version: str, backend: str, load_seconds: float) -> None:
         """Record the loaded model; later observations are labelled with it."""
@@ -101,6 +107,11 @@ class RuntimeMetrics:
             self.decode_seconds.labels(*self.model_labels, kind).observe(seconds)
         if audio_seconds > 0:
             self.rtf.labels(*self.model_labels).observe(seconds / audio_seconds)
+
+    def count_redactions(self, counts: dict[str, int]) -> None:
+        """Add one recording's masked matches per rule (called from the recorder's thread)."""
+        for rule, n in counts.items():
+            self.redactions.labels(rule).inc(n)
 
     def render(self) -> bytes:
         """The text exposition format."""

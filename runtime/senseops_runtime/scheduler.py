@@ -3,7 +3,8 @@
 Engines are not thread-safe, so one worker thread runs them; the event loop only enqueues and awaits.
 Jobs are taken by priority (finals and uploads before partials) and batched up to ``max_batch`` clips of
 the same priority per model call. The queue is bounded: a full queue raises :class:`Overloaded`, which
-callers turn into WebSocket close 1013 or HTTP 503.
+callers turn into WebSocket close 1013 or HTTP 503. When a batched call fails, its clips are decoded
+again one by one: an engine error on one clip fails only that clip's caller.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +22,8 @@ from enum import IntEnum
 import numpy as np
 
 from senseops_runtime.engine.base import DecodeOptions, Engine, Transcript
+
+log = logging.getLogger(__name__)
 
 
 class Priority(IntEnum):
@@ -134,23 +138,35 @@ class DecodeScheduler:
             self._report_depth()
             if not batch:
                 continue
-            clips = [job.clip for job in batch]
-            options = [job.options for job in batch]
             started = time.perf_counter()
-            try:
-                if len(batch) == 1:
-                    results = [await loop.run_in_executor(self._executor, self.engine.transcribe, clips[0], options[0])]
-                else:
-                    results = await loop.run_in_executor(self._executor, self.engine.transcribe_batch, clips, options)
-            except Exception as exc:  # the engine failed: every caller in the batch learns why
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-                continue
+            outcomes = await self._decode_batch(loop, batch)
             elapsed = time.perf_counter() - started
             if self._on_decode:
-                audio_s = sum(len(c) for c in clips) / 16_000
+                audio_s = sum(len(job.clip) for job in batch) / 16_000
                 self._on_decode([Priority(job.priority) for job in batch], elapsed, audio_s)
-            for job, result in zip(batch, results, strict=True):
-                if not job.future.done():
-                    job.future.set_result(result)
+            for job, outcome in zip(batch, outcomes, strict=True):
+                if job.future.done():
+                    continue
+                if isinstance(outcome, Exception):
+                    job.future.set_exception(outcome)
+                else:
+                    job.future.set_result(outcome)
+
+    async def _decode_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Job]) -> list[Transcript | Exception]:
+        """One model call for the batch; if it fails, each clip alone, so one bad clip fails only its caller."""
+        try:
+            if len(batch) == 1:
+                job = batch[0]
+                return [await loop.run_in_executor(self._executor, self.engine.transcribe, job.clip, job.options)]
+            clips = [job.clip for job in batch]
+            options = [job.options for job in batch]
+            return list(await loop.run_in_executor(self._executor, self.engine.transcribe_batch, clips, options))
+        except Exception as exc:
+            if len(batch) == 1:
+                log.warning("decode failed for one clip (%d samples): %s", len(batch[0].clip), exc)
+                return [exc]
+        log.warning("batch of %d failed; decoding its clips one at a time", len(batch))
+        outcomes: list[Transcript | Exception] = []
+        for job in batch:
+            outcomes.extend(await self._decode_batch(loop, [job]))
+        return outcomes

@@ -14,7 +14,7 @@ from fastapi import Depends, Request, WebSocket
 from senseops_runtime.auth import AuthConfig
 from senseops_runtime.engine.base import Engine
 from senseops_runtime.metrics import RuntimeMetrics
-from senseops_runtime.quotas import QuotaLedger, QuotaPolicy
+from senseops_runtime.quotas import QuotaBackend, QuotaLedger, QuotaPolicy
 from senseops_runtime.recording import SpoolRecorder
 from senseops_runtime.scheduler import DecodeScheduler
 from senseops_runtime.settings import RuntimeSettings
@@ -36,7 +36,7 @@ class Services:
 
     settings: RuntimeSettings
     metrics: RuntimeMetrics
-    ledger: QuotaLedger
+    ledger: QuotaBackend
     auth: AuthConfig | None  # None only when auth is disabled (development)
     readiness: Readiness = field(default_factory=Readiness)
     engine: Engine | None = None
@@ -57,7 +57,20 @@ class Services:
             )
             _ = auth.algorithm  # fail at start, with a clear message, when no key is configured
         policy = QuotaPolicy(settings.max_streams_per_subject, settings.audio_minutes_per_day * 60)
-        return cls(settings=settings, metrics=RuntimeMetrics(), ledger=QuotaLedger(policy), auth=auth)
+        ledger: QuotaBackend = QuotaLedger(policy)
+        if settings.quota_redis_url:
+            from senseops_runtime.quota_redis import RedisQuotaLedger
+
+            if settings.quota_failure_policy not in ("open", "closed"):
+                raise ValueError(
+                    f"SENSEOPS_QUOTA_FAILURE_POLICY={settings.quota_failure_policy!r}; use 'open' or 'closed'"
+                )
+            ledger = RedisQuotaLedger(
+                policy,
+                settings.quota_redis_url,
+                "open" if settings.quota_failure_policy == "open" else "closed",
+            )
+        return cls(settings=settings, metrics=RuntimeMetrics(), ledger=ledger, auth=auth)
 
 
 def _services_from_request(request: Request) -> Services:

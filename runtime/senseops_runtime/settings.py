@@ -38,16 +38,21 @@ class RuntimeSettings(BaseModel):
     # Quotas
     max_streams_per_subject: int = limits.MAX_STREAMS_PER_SUBJECT
     audio_minutes_per_day: float = limits.AUDIO_MINUTES_PER_DAY
+    quota_redis_url: str = ""  # redis://host:6379/0 shares quotas across replicas; empty = in memory
+    quota_failure_policy: str = "open"  # open | closed: what to do while Redis cannot be reached
     # Recording
     recording_enabled: bool = False
     recording_store_uri: str = ""  # e.g. s3://senseops-data  (raw/ and asr/ live under it)
     spool_dir: str = str(Path.home() / ".cache" / "senseops" / "spool")
+    # Personal data masked in stored transcripts (comma list of rules, or "none"); see redaction.py.
+    redaction_rules: list[str] = Field(default_factory=lambda: ["email", "id_card", "bank_card", "phone"])
     # Stored audio for POST /api/transcribe {"file_path": ...}: allowed URI prefixes (comma list).
     audio_source_prefixes: list[str] = Field(default_factory=list)
     # Limits
     max_upload_bytes: int = limits.MAX_UPLOAD_BYTES
     max_upload_seconds: float = limits.MAX_UPLOAD_SECONDS
     max_frame_bytes: int = limits.MAX_FRAME_BYTES
+    ws_idle_timeout_s: float = limits.WS_IDLE_TIMEOUT_S
     partial_interval_s: float = limits.PARTIAL_INTERVAL_S
     partial_window_s: float = limits.PARTIAL_WINDOW_S
     realtime_burst_s: float = limits.REALTIME_BURST_S
@@ -67,7 +72,8 @@ class RuntimeSettings(BaseModel):
             key = ENV_PREFIX + name.upper()
             raw = env.get(key)
             if raw is None and (path := env.get(key + "_FILE")):
-                raw = Path(path).read_text()
+                # Secret files usually end with a newline (echo, kubectl create secret --from-file).
+                raw = Path(path).read_text().rstrip("\r\n")
             if raw is None:
                 continue
             if field.annotation == list[str]:

@@ -18,6 +18,7 @@ QUOTA_MINUTES = 1.0  # per subject per day on the test server; tests use fresh s
 MAX_UPLOAD_BYTES = 3_000_000
 MAX_UPLOAD_SECONDS = 90
 REALTIME_BURST_S = 3.0  # how far ahead of real time a client may send before it is slowed down
+WS_IDLE_TIMEOUT_S = 4.0  # a stream that sends nothing this long is closed (1008)
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +58,7 @@ def runtime_server(
         "SENSEOPS_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
         "SENSEOPS_MAX_UPLOAD_SECONDS": str(MAX_UPLOAD_SECONDS),
         "SENSEOPS_REALTIME_BURST_S": str(REALTIME_BURST_S),
+        "SENSEOPS_WS_IDLE_TIMEOUT_S": str(WS_IDLE_TIMEOUT_S),
     }
     server = RuntimeServer(env, work / "runtime.log").start()
     try:

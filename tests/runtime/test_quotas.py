@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from senseops_runtime.quotas import Admitted, QuotaLedger, QuotaPolicy, QuotaRefusal, admit_stream, audio_allowance
+from senseops_runtime.quotas import (
+    Admitted,
+    QuotaLedger,
+    QuotaPolicy,
+    QuotaRefusal,
+    admit_stream,
+    audio_allowance,
+    days_to_forget,
+)
 
 POLICY = QuotaPolicy(max_streams_per_subject=2, audio_seconds_per_day=60.0)
 
@@ -55,6 +63,40 @@ def test_ledger_counts_streams_budget_and_metering() -> None:
     assert not ledger.has_budget("a", "d1")
     assert ledger.has_budget("a", "d2")  # a new day resets the budget
     assert ledger.metering() == [
-        {"subject": "a", "anchor_id": "x", "audio_seconds": 40.0},
-        {"subject": "a", "anchor_id": "y", "audio_seconds": 20.0},
+        {"day": "d1", "subject": "a", "anchor_id": "x", "audio_seconds": 40.0},
+        {"day": "d1", "subject": "a", "anchor_id": "y", "audio_seconds": 20.0},
     ]
+
+
+def test_refund_gives_back_audio_that_was_not_transcribed() -> None:
+    ledger = QuotaLedger(POLICY)
+    assert ledger.charge("a", "x", 50, "2026-03-01")
+    ledger.refund("a", "x", 50, "2026-03-01")  # e.g. the decode queue was full (503)
+    assert ledger.metering() == []
+    assert ledger.charge("a", "x", 60, "2026-03-01")  # the whole budget is still there
+
+
+@pytest.mark.parametrize(
+    ("days", "today", "forgotten"),
+    [
+        ({"2026-03-01"}, "2026-03-01", set()),
+        ({"2026-02-28", "2026-03-01"}, "2026-03-01", set()),
+        ({"2026-02-27", "2026-02-28", "2026-03-01"}, "2026-03-01", {"2026-02-27"}),
+        ({"2026-02-01", "2026-02-20"}, "2026-03-01", {"2026-02-01"}),
+        (set(), "2026-03-01", set()),
+    ],
+)
+def test_days_to_forget(days: set[str], today: str, forgotten: set[str]) -> None:
+    assert days_to_forget(days, today) == forgotten
+
+
+def test_ledger_forgets_old_windows_and_idle_subjects() -> None:
+    ledger = QuotaLedger(POLICY)
+    for n in range(100):
+        assert ledger.charge(f"s{n}", "x", 1, "2026-03-01")
+    assert isinstance(ledger.open_stream("streaming", "2026-03-01"), Admitted)
+    assert ledger.charge("s0", "x", 1, "2026-03-02")
+    assert ledger.tracked_subjects == 2  # s0 (used today) and the subject with an open stream
+    assert isinstance(ledger.open_stream("s1", "2026-03-03"), Admitted)
+    days = {entry["day"] for entry in ledger.metering()}
+    assert days == {"2026-03-02"}  # 03-01 is older than yesterday: forgotten

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 
@@ -15,8 +16,9 @@ import jwt
 import numpy as np
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
-from tests.runtime.conftest import MAX_UPLOAD_BYTES, QUOTA_MINUTES, make_token
+from tests.runtime.conftest import MAX_UPLOAD_BYTES, QUOTA_MINUTES, WS_IDLE_TIMEOUT_S, make_token
 from tests.runtime.helpers import ENGLISH, sentence_wav, stream, utterance_pcm, wav_bytes
 from tests.runtime.server import TEST_SECRET, RuntimeServer
 
@@ -109,6 +111,27 @@ def test_ws_silence_only_closes_normally_without_transcripts(runtime_server: Run
     assert outcome.partials == [] and outcome.finals == []
 
 
+def test_ws_idle_stream_is_closed_with_1008_and_its_audio_still_gets_a_final(runtime_server: RuntimeServer) -> None:
+    speech = utterance_pcm(ENGLISH, after_s=0.0)  # the segment is still open when the client goes quiet
+
+    async def scenario() -> tuple[int | None, str, list[dict[str, object]], float]:
+        async with connect(f"{runtime_server.ws}?token={make_token()}", proxy=None) as ws:
+            await ws.send(json.dumps({"itn": False}))
+            for i in range(0, len(speech), 3200):
+                await ws.send(speech[i : i + 3200])
+            quiet_since = time.monotonic()
+            messages: list[dict[str, object]] = []
+            with contextlib.suppress(ConnectionClosed):
+                async for raw in ws:
+                    messages.append(json.loads(raw))
+            return ws.close_code, ws.close_reason or "", messages, time.monotonic() - quiet_since
+
+    code, reason, messages, waited = asyncio.run(scenario())
+    assert code == 1008 and "idle" in reason, reason
+    assert waited >= WS_IDLE_TIMEOUT_S * 0.9
+    assert [m["final"] for m in messages if "final" in m] == [ENGLISH.text]
+
+
 def test_ws_concurrent_stream_limit(runtime_server: RuntimeServer) -> None:
     token = make_token(sub="t-concurrent")
 
@@ -194,6 +217,18 @@ HTTP_CASES = [
         "language",
     ),
     ("no file field", {"files": {"other": ("x.wav", wav_bytes(SILENCE), "audio/wav")}}, 422, "'file' field"),
+    (
+        "NaN samples",
+        {"files": {"file": ("x.wav", wav_bytes(np.full(16_000, np.nan, np.float32), subtype="FLOAT"), "audio/wav")}},
+        422,
+        "NaN or infinite",
+    ),
+    (
+        "too many channels",
+        {"files": {"file": ("x.wav", wav_bytes(np.zeros((1_600, 32), np.float32)), "audio/wav")}},
+        422,
+        "32 channels",
+    ),
 ]
 
 

@@ -59,4 +59,4 @@ def test_usage_is_metered_per_subject_and_anchor(runtime_server: RuntimeServer) 
     assert entry["anchor_id"] == "anchor-usage"
     assert abs(entry["audio_seconds"] - len(utterance_pcm(ENGLISH)) / 32_000) < 0.2
     refused = httpx.get(f"{runtime_server.http}/api/usage", headers={"Authorization": f"Bearer {make_token()}"})
-    assert refused.status_code == 401 and "'admin' scope" in refused.json()["detail"]
+    assert refused.status_code == 403 and "'admin' scope" in refused.json()["detail"]

@@ -41,10 +41,8 @@ def overloaded_server(
         server.stop()
 
 
-def rs256_token(private: str) -> str:
-    return issue_token(
-        AuthConfig(rs256_public_key="x"), private, "rs-user", "rs-anchor", ["stream", "transcribe"], False, time.time()
-    )
+def rs256_token(private: str, sub: str = "rs-user", scopes: tuple[str, ...] = ("stream", "transcribe")) -> str:
+    return issue_token(AuthConfig(rs256_public_key="x"), private, sub, "rs-anchor", list(scopes), False, time.time())
 
 
 def confused_token(public: str) -> str:
@@ -60,9 +58,15 @@ def confused_token(public: str) -> str:
 
 
 def test_overloaded_stream_closes_1013(overloaded_server: RuntimeServer, rsa_keys: tuple[str, str]) -> None:
-    outcome = stream(overloaded_server.ws, utterance_pcm(ENGLISH), rs256_token(rsa_keys[0]), realtime=False)
+    pcm = utterance_pcm(ENGLISH)
+    outcome = stream(overloaded_server.ws, pcm, rs256_token(rsa_keys[0]), realtime=False)
     assert outcome.close_code == 1013 and "server overloaded" in outcome.close_reason
     assert outcome.finals == []
+    # The speech segment that could not be decoded is given back; only the silence around it stays metered.
+    admin = rs256_token(rsa_keys[0], sub="rs-admin", scopes=("admin",))
+    usage = httpx.get(f"{overloaded_server.http}/api/usage", headers={"Authorization": f"Bearer {admin}"}).json()
+    metered = sum(float(u["audio_seconds"]) for u in usage["usage"] if u["subject"] == "rs-user")
+    assert 0 < metered < len(pcm) / 32_000 - 0.5, metered
 
 
 def test_overloaded_upload_is_503_with_retry_after(overloaded_server: RuntimeServer, rsa_keys: tuple[str, str]) -> None:
@@ -74,6 +78,21 @@ def test_overloaded_upload_is_503_with_retry_after(overloaded_server: RuntimeSer
     )
     assert reply.status_code == 503 and "overloaded" in reply.json()["detail"]
     assert reply.headers["retry-after"] == "1"
+
+
+def test_overloaded_upload_is_not_charged_to_the_budget(
+    overloaded_server: RuntimeServer, rsa_keys: tuple[str, str]
+) -> None:
+    reply = httpx.post(
+        f"{overloaded_server.http}/api/transcribe",
+        files={"file": ("s.wav", sentence_wav(ENGLISH), "audio/wav")},
+        headers={"Authorization": f"Bearer {rs256_token(rsa_keys[0], sub='rs-refund')}"},
+        timeout=60,
+    )
+    assert reply.status_code == 503
+    admin = rs256_token(rsa_keys[0], sub="rs-admin", scopes=("admin",))
+    usage = httpx.get(f"{overloaded_server.http}/api/usage", headers={"Authorization": f"Bearer {admin}"}).json()
+    assert [u for u in usage["usage"] if u["subject"] == "rs-refund"] == []
 
 
 def test_algorithm_confusion_refused_over_the_wire(overloaded_server: RuntimeServer, rsa_keys: tuple[str, str]) -> None:

@@ -74,16 +74,20 @@ async def test_bounded_queue_raises_overloaded() -> None:
     await scheduler.stop()
 
 
-async def test_engine_error_reaches_every_caller_in_the_batch_and_the_worker_survives() -> None:
-    scheduler = DecodeScheduler(SlowEngine(fail_on=7), max_pending=8, max_batch=4)
+async def test_engine_error_on_one_clip_fails_only_that_clip_and_the_worker_survives() -> None:
+    engine = SlowEngine(fail_on=7)
+    scheduler = DecodeScheduler(engine, max_pending=8, max_batch=4)
     scheduler.start()
     blocker = scheduler.submit(clip(1), OPTIONS, Priority.FINAL)
     await asyncio.sleep(0.01)
-    doomed = [scheduler.submit(clip(7), OPTIONS, Priority.FINAL), scheduler.submit(clip(8), OPTIONS, Priority.FINAL)]
+    doomed = scheduler.submit(clip(7), OPTIONS, Priority.FINAL)
+    innocent = scheduler.submit(clip(8), OPTIONS, Priority.FINAL)
     await blocker
-    for future in doomed:
-        with pytest.raises(RuntimeError, match="model exploded"):
-            await future
+    with pytest.raises(RuntimeError, match="model exploded"):
+        await doomed
+    assert (await innocent).text == "8"
+    # The failed batch was decoded again clip by clip.
+    assert engine.batches == [[1], [7, 8], [7], [8]]
     assert (await scheduler.decode(clip(9), OPTIONS, Priority.FINAL)).text == "9"
     await scheduler.stop()
 

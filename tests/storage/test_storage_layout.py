@@ -25,6 +25,7 @@ T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 @pytest.mark.parametrize(("built", "expected"), [
     (lambda: raw_segment_key("a1", "20260102T030405Z", "s-0001"), "raw/a1/20260102T030405Z/s-0001.wav"),
     (lambda: asr_part_key("a1", "20260102T030405Z", 12), "asr/a1/20260102T030405Z/part-000012.jsonl"),
+    (lambda: asr_part_key("a1", "20260102T030405Z", 3, "c0ffee"), "asr/a1/20260102T030405Z/c0ffee-part-000003.jsonl"),
     (lambda: model_prefix("sensevoice-small", "v3"), "models/sensevoice-small/v3/"),
     (lambda: report_key("ft-001", "eval/cer.json"), "reports/ft-001/eval/cer.json"),
     (lambda: format_ts(T0), "20260102T030405Z"),
@@ -40,6 +41,7 @@ def test_keys(built, expected: str) -> None:  # type: ignore[no-untyped-def]
     lambda: raw_segment_key("a", "2026-01-02", "s"),
     lambda: raw_segment_key("a", "20260102T030405Z", "x/y"),
     lambda: asr_part_key("a", "20260102T030405Z", -1),
+    lambda: asr_part_key("a", "20260102T030405Z", 0, "w/x"),
     lambda: report_key("job", "../etc"),
     lambda: format_ts(datetime(2026, 1, 1)),  # naive
 ])
@@ -94,3 +96,16 @@ def test_parts_and_window_reader(backend: Backend) -> None:
     with pytest.raises(ValueError):
         writers[0].add(_record("a2", s1, 0, 0))
     assert parse_ts(s2) == T0 + timedelta(hours=2)
+
+
+def test_two_writers_of_one_anchor_in_the_same_second_keep_both_sessions(backend: Backend) -> None:
+    ts = format_ts(T0)
+    first = AsrPartWriter(backend.store.put, "a1", ts, batch_size=1, writer="conn1")
+    second = AsrPartWriter(backend.store.put, "a1", ts, batch_size=1, writer="conn2")
+    one, two = _record("a1", ts, 1, 0), _record("a1", ts, 2, 0)
+    first.add(one)
+    second.add(two)
+    assert sorted(i.key for i in backend.store.list(f"asr/a1/{ts}/")) == [
+        f"asr/a1/{ts}/conn1-part-000000.jsonl", f"asr/a1/{ts}/conn2-part-000000.jsonl"
+    ]
+    assert list(iter_segment_records(backend.store, "a1")) == [one, two]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from senseops_common.storage import SpoolFull, StoreConfig, Unavailable, open_store
+from senseops_common.storage import KeyConflict, SpoolFull, StoreConfig, Unavailable, open_store
 from senseops_common.storage.base import Payload
 from senseops_common.storage.file_backend import FileStore
 from senseops_common.storage.spool import SpoolWriter
@@ -68,7 +68,7 @@ def test_full_spool_refuses_with_a_clear_error_log_and_metric(
     writer = SpoolWriter(store, tmp_path / "spool", name=name, max_files=2, max_bytes=1000)
     writer.write("a", b"1")
     writer.write("b", b"2")
-    writer.write("a", b"1 again")  # replacing a pending key does not need a new slot
+    writer.write("a", b"1")  # the same bytes again are a no-op and need no new slot
     with caplog.at_level(logging.ERROR, logger="senseops.storage.spool"), pytest.raises(SpoolFull) as caught:
         writer.write("c", b"3")
     assert "full" in str(caught.value) and "nothing was stored" in str(caught.value)
@@ -84,7 +84,7 @@ def test_full_spool_refuses_with_a_clear_error_log_and_metric(
     writer.write("c", b"3")  # accepted again
     assert writer.drain(10)
     writer.close()
-    assert store.get_bytes("a") == b"1 again" and store.get_bytes("c") == b"3"
+    assert store.get_bytes("a") == b"1" and store.get_bytes("c") == b"3"
 
 
 class FlakyFileStore(FileStore):
@@ -142,3 +142,34 @@ def test_unusable_record_is_quarantined_not_deleted(store: FileStore, tmp_path: 
     second.close()
     assert store.get_bytes("good") == b"1"
     assert sorted(p.name for p in (spool / "quarantine").iterdir()) == sorted([record.name, "garbage.json"])
+
+
+def test_pending_key_is_never_replaced_by_other_bytes(store: FileStore, tmp_path: Path) -> None:
+    name = "t-" + secrets.token_hex(4)
+    writer = SpoolWriter(store, tmp_path / "spool", name=name)
+    writer.write("asr/a/20260101T000000Z/part-000000.jsonl", b"session one")
+    with pytest.raises(KeyConflict, match="nothing was replaced"):
+        writer.write("asr/a/20260101T000000Z/part-000000.jsonl", b"session two")
+    assert _metric("senseops_spool_conflicts_total", name) == 1
+    writer.start()
+    assert writer.drain(10)
+    writer.close()
+    assert store.get_bytes("asr/a/20260101T000000Z/part-000000.jsonl") == b"session one"
+
+
+def test_key_already_in_the_store_with_other_bytes_is_quarantined_not_overwritten(
+    store: FileStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = "t-" + secrets.token_hex(4)
+    store.put("raw/a/20260101T000000Z/s1.wav", b"first writer")
+    writer = SpoolWriter(store, tmp_path / "spool", name=name, max_backoff_s=0.2)
+    writer.write("raw/a/20260101T000000Z/s1.wav", b"second writer")
+    with caplog.at_level(logging.ERROR, logger="senseops.storage.spool"):
+        writer.start()
+        assert writer.drain(10)  # the conflict is settled (quarantined), not retried forever
+    writer.close()
+    assert store.get_bytes("raw/a/20260101T000000Z/s1.wav") == b"first writer"
+    kept = [p for p in (tmp_path / "spool" / "quarantine").iterdir() if p.suffix == ".data"]
+    assert [p.read_bytes() for p in kept] == [b"second writer"]
+    assert _metric("senseops_spool_conflicts_total", name) == 1
+    assert any("already exists with other bytes" in r.getMessage() for r in caplog.records)

@@ -9,7 +9,8 @@
     ├── InvalidURI               a URI that is not ``cos://bucket-appid/key``, ``s3://bucket/key`` or
     │                            ``file:///path`` (or an unsafe key such as one with ``..``)
     ├── Unsupported              the backend cannot do this (e.g. presigned URLs for ``file://``)
-    └── SpoolFull                the no-loss spool is at its byte or file bound; nothing was written
+    ├── SpoolFull                the no-loss spool is at its byte or file bound; nothing was written
+    └── KeyConflict              the spool already holds (or the store already has) this key with other bytes
 """
 
 from __future__ import annotations
@@ -49,3 +50,7 @@ class Unsupported(StorageError):
 
 class SpoolFull(StorageError):
     """The spool reached its bound; the write was refused (not dropped) so the caller can react."""
+
+
+class KeyConflict(StorageError):
+    """A write-once key already holds different bytes; nothing was replaced (keys must be unique)."""

@@ -9,8 +9,14 @@ entries left by a killed process are uploaded by the next one.
 
 No duplicates: the object key is given by the caller and is deterministic (see ``layout``), the spool
 entry id is derived from the key, and an upload that already happened (crash between upload and
-delete) is detected by comparing the stored sha256 and skipped — so a retried upload overwrites the
-same object with the same bytes instead of creating a second one.
+delete) is detected by comparing the stored sha256 and skipped — so a retried upload never writes the
+same bytes twice.
+
+Write-once: spooled keys are never silently replaced by different content. Writing a key that is
+pending with other bytes raises :class:`KeyConflict` (same bytes: a no-op). An entry whose key already
+exists in the store with other bytes (or with no recorded sha256) is not uploaded: it is moved to
+``quarantine/`` with one error line and counted in ``senseops_spool_conflicts_total`` — two writers
+chose the same key, which is a bug to fix, and neither copy is lost.
 
 Bounded: ``max_bytes`` / ``max_files``. When a write would exceed them the writer logs one clear
 error line, raises :class:`SpoolFull` and counts the refusal in ``senseops_spool_rejected_total``;
@@ -23,7 +29,7 @@ Layout on disk::
     <spool>/entries/<id>.json         {"key", "sha256", "size", "data", "created"} — the commit record
     <spool>/entries/<id>.<gen>.data   the bytes (a new generation per write of the same key)
     <spool>/tmp/                      partial writes; cleared at start
-    <spool>/quarantine/               records found unusable at start (kept for a human, never deleted)
+    <spool>/quarantine/               unusable records and key conflicts (kept for a human, never deleted)
 """
 
 from __future__ import annotations
@@ -41,10 +47,16 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter, Gauge
-from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wait_exponential_jitter
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    stop_when_event_set,
+    wait_exponential_jitter,
+)
 
 from senseops_common.storage.base import StoreBase
-from senseops_common.storage.errors import NotFound, SpoolFull, StorageError
+from senseops_common.storage.errors import KeyConflict, NotFound, SpoolFull, StorageError
 from senseops_common.storage.uri import check_key
 
 log = logging.getLogger("senseops.storage.spool")
@@ -60,6 +72,9 @@ SPOOL_FULL = Gauge("senseops_spool_full", "1 while the spool refuses writes beca
 SPOOL_UPLOADED = Counter("senseops_spool_uploaded_total", "Entries uploaded and removed", ["spool"])
 SPOOL_UPLOAD_ERRORS = Counter("senseops_spool_upload_errors_total", "Failed upload attempts", ["spool"])
 SPOOL_REJECTED = Counter("senseops_spool_rejected_total", "Writes refused because the spool was full", ["spool"])
+SPOOL_CONFLICTS = Counter(
+    "senseops_spool_conflicts_total", "Entries not uploaded because the key already held other bytes", ["spool"]
+)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -178,9 +193,15 @@ class SpoolWriter:
         with self._lock:
             return self._bytes
 
+    def pending_keys(self, prefix: str = "") -> list[str]:
+        """Keys spooled but not yet uploaded that start with ``prefix``, sorted."""
+        with self._lock:
+            return sorted(r["key"] for r in self._pending.values() if r["key"].startswith(prefix))
+
     # ---- writing ----------------------------------------------------------------------------------
     def write(self, key: str, data: bytes) -> SpoolReceipt:
-        """Durably spool ``data`` for ``key``; return once it is on disk. Raise SpoolFull when bounded."""
+        """Durably spool ``data`` for ``key``; return once it is on disk. Raise SpoolFull when bounded,
+        KeyConflict when ``key`` is pending with other bytes (writing the same bytes again is a no-op)."""
         check_key(key, self.store.uri_for(key))
         if key.endswith("/") or not key:
             raise StorageError(f"{self.store.uri_for(key)}: a spooled object needs a key, not a prefix")
@@ -188,8 +209,18 @@ class SpoolWriter:
         digest = hashlib.sha256(data).hexdigest()
         with self._lock:
             previous = self._pending.get(entry_id)
-            new_bytes = self._bytes + len(data) - (int(previous["size"]) if previous else 0)
-            new_files = len(self._pending) + (0 if previous else 1)
+            if previous is not None:
+                if previous["sha256"] == digest:
+                    return SpoolReceipt(key, digest, len(data))
+                SPOOL_CONFLICTS.labels(self.name).inc()
+                raise KeyConflict(
+                    f"{self.store.uri_for(key)}: spool {self.name} already holds this key with other bytes "
+                    f"(sha256 {previous['sha256'][:12]}…, new {digest[:12]}…); nothing was replaced — "
+                    "give each writer its own key",
+                    self.store.uri_for(key),
+                )
+            new_bytes = self._bytes + len(data)
+            new_files = len(self._pending) + 1
             if new_bytes > self.max_bytes or new_files > self.max_files:
                 SPOOL_REJECTED.labels(self.name).inc()
                 if not self._full:
@@ -216,8 +247,6 @@ class SpoolWriter:
             _write_durably(tmp_record, json.dumps(record).encode())
             os.replace(tmp_record, self.entries_dir / f"{entry_id}.json")
             _fsync_dir(self.entries_dir)
-            if previous and entry_id not in self._uploading:  # else _finish() removes it
-                (self.entries_dir / previous["data"]).unlink(missing_ok=True)
             self._pending[entry_id] = record
             self._bytes = new_bytes
             self._enqueue(entry_id)
@@ -248,6 +277,9 @@ class SpoolWriter:
                 self._uploading.add(entry_id)
             try:
                 uploaded = self._upload_with_retries(record)
+            except KeyConflict as exc:
+                self._quarantine_conflict(entry_id, record, exc)
+                uploaded = False
             except Exception:  # a bug or a local disk fault must not kill the uploader thread
                 SPOOL_UPLOAD_ERRORS.labels(self.name).inc()
                 log.exception("spool %s: unexpected error uploading %s; will retry", self.name, record["key"])
@@ -265,13 +297,15 @@ class SpoolWriter:
         def attempt() -> None:
             try:
                 self._upload_once(record)
+            except KeyConflict:
+                raise  # retrying cannot help; the caller quarantines the entry
             except StorageError as exc:
                 SPOOL_UPLOAD_ERRORS.labels(self.name).inc()
                 log.warning("spool %s: upload of %s failed, will retry: %s", self.name, record["key"], exc)
                 raise
 
         retrying = Retrying(
-            retry=retry_if_exception_type(StorageError),
+            retry=retry_if_exception_type(StorageError) & retry_if_not_exception_type(KeyConflict),
             wait=wait_exponential_jitter(multiplier=0.5, max=self.max_backoff_s),
             stop=stop_when_event_set(self._stop),
             sleep=self._interruptible_sleep,
@@ -279,6 +313,8 @@ class SpoolWriter:
         )
         try:
             retrying(attempt)
+        except KeyConflict:
+            raise
         except StorageError:
             return False  # stopping: the entry stays on disk for the next start
         return True
@@ -290,22 +326,40 @@ class SpoolWriter:
         key = record["key"]
         try:
             existing = self.store.stat(key)
-            if existing.sha256 == record["sha256"] and existing.size == record["size"]:
-                return  # already uploaded before a crash: do not write it twice
         except NotFound:
             pass
+        else:
+            if existing.sha256 == record["sha256"] and existing.size == record["size"]:
+                return  # already uploaded before a crash: do not write it twice
+            raise KeyConflict(
+                f"{existing.uri} already exists with other bytes (sha256 {existing.sha256}, spooled "
+                f"{record['sha256']}); not replaced",
+                existing.uri,
+            )
         self.store.put(key, self.entries_dir / record["data"])
         stored = self.store.stat(key)
         if stored.sha256 != record["sha256"]:
             raise StorageError(f"{stored.uri}: stored sha256 {stored.sha256} != spooled {record['sha256']}")
 
+    def _quarantine_conflict(self, entry_id: str, record: dict[str, Any], exc: KeyConflict) -> None:
+        """Keep both copies: the store's stays, the spooled one moves to quarantine/ for a human."""
+        SPOOL_CONFLICTS.labels(self.name).inc()
+        with self._lock:
+            self.quarantine_dir.mkdir(exist_ok=True)
+            os.replace(self.entries_dir / record["data"], self.quarantine_dir / record["data"])
+            os.replace(self.entries_dir / f"{entry_id}.json", self.quarantine_dir / f"{entry_id}.json")
+            _fsync_dir(self.entries_dir)
+            self._pending.pop(entry_id, None)
+            self._bytes -= int(record["size"])
+            self._update_gauges()
+            self._lock.notify_all()
+        log.error("spool %s: %s; the spooled copy is kept in %s", self.name, exc, self.quarantine_dir)
+
     def _finish(self, entry_id: str, record: dict[str, Any]) -> None:
         with self._lock:
             current = self._pending.get(entry_id)
             if current is None or current["data"] != record["data"]:
-                # Rewritten while uploading: the old bytes are superseded, upload the new ones.
-                (self.entries_dir / record["data"]).unlink(missing_ok=True)
-                return
+                return  # entries are write-once; nothing else to finish
             (self.entries_dir / f"{entry_id}.json").unlink(missing_ok=True)
             _fsync_dir(self.entries_dir)
             (self.entries_dir / record["data"]).unlink(missing_ok=True)

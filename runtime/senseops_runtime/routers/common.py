@@ -10,6 +10,7 @@ from starlette.datastructures import UploadFile
 from senseops_runtime import limits
 from senseops_runtime.audio_input import AudioInputError, check_size
 from senseops_runtime.auth import AuthRefusal, Principal
+from senseops_runtime.quotas import QuotaUnavailable
 from senseops_runtime.routers.stream import authenticate, bearer_from
 from senseops_runtime.services import Services
 from senseops_runtime.streaming.session import day_of
@@ -31,8 +32,8 @@ def caller(services: Services, request: Request) -> Principal:
     """The verified caller of an HTTP request (needs the ``transcribe`` scope)."""
     who = authenticate(services, bearer_from(request.headers.get("authorization")), limits.SCOPE_TRANSCRIBE)
     if isinstance(who, AuthRefusal):
-        status = 403 if "scope" in who.reason else 401
-        raise ApiError(status, who.reason, "authentication_error" if status == 401 else "permission_error")
+        kind = "authentication_error" if who.status == 401 else "permission_error"
+        raise ApiError(who.status, who.reason, kind)
     return who
 
 
@@ -62,7 +63,16 @@ async def read_upload(services: Services, upload: UploadFile) -> bytes:
     return data
 
 
+def refund_audio(services: Services, who: Principal, seconds: float) -> None:
+    """Undo :func:`charge_audio` when the audio was not transcribed (503, engine failure)."""
+    services.ledger.refund(who.subject, who.anchor_id, seconds, day_of(time.time()))
+
+
 def charge_audio(services: Services, who: Principal, seconds: float) -> None:
     """Meter uploaded audio against the caller's daily budget (429 when it is used up)."""
-    if not services.ledger.charge(who.subject, who.anchor_id, seconds, day_of(time.time())):
+    try:
+        charged = services.ledger.charge(who.subject, who.anchor_id, seconds, day_of(time.time()))
+    except QuotaUnavailable as exc:
+        raise ApiError(503, str(exc), "server_error") from exc
+    if not charged:
         raise ApiError(429, "daily audio budget used up; try again tomorrow (UTC)", "rate_limit_error")

@@ -55,5 +55,5 @@ def usage(services: ServicesDep, authorization: Annotated[str | None, Header()] 
     """Metered audio seconds per subject and anchor since start (needs the ``admin`` scope)."""
     who = authenticate(services, bearer_from(authorization), limits.SCOPE_ADMIN)
     if isinstance(who, AuthRefusal):
-        raise HTTPException(401, who.reason)
+        raise HTTPException(who.status, who.reason)
     return {"usage": services.ledger.metering()}

@@ -12,7 +12,7 @@ from starlette.websockets import WebSocketState
 
 from senseops_runtime import limits
 from senseops_runtime.auth import AuthRefusal, Principal, verify_token
-from senseops_runtime.quotas import QuotaRefusal
+from senseops_runtime.quotas import QuotaRefusal, QuotaUnavailable
 from senseops_runtime.services import Services, WsServicesDep
 from senseops_runtime.streaming.decisions import CloseVerdict, StreamOptions, is_eof_message, parse_options
 from senseops_runtime.streaming.session import StreamSession, day_of
@@ -63,7 +63,11 @@ async def stream(ws: WebSocket, services: WsServicesDep) -> None:
             services,
         )
         return
-    admitted = services.ledger.open_stream(who.subject, day_of(time.time()))
+    try:
+        admitted = services.ledger.open_stream(who.subject, day_of(time.time()))
+    except QuotaUnavailable as exc:
+        await _close(ws, CloseVerdict(limits.CLOSE_TRY_AGAIN_LATER, str(exc)), services)
+        return
     if isinstance(admitted, QuotaRefusal):
         await _close(ws, CloseVerdict(limits.CLOSE_POLICY, admitted.reason), services)
         return
@@ -75,7 +79,7 @@ async def stream(ws: WebSocket, services: WsServicesDep) -> None:
         verdict = CloseVerdict(limits.CLOSE_INTERNAL, "internal error; see server logs")
     finally:
         services.metrics.active_streams.dec()
-        services.ledger.close_stream(who.subject)
+        services.ledger.close_stream(who.subject, admitted.lease)
     if verdict.code:
         await _close(ws, verdict, services)
 

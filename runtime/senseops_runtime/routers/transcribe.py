@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import numpy as np
 from fastapi import APIRouter, Request
@@ -21,6 +22,7 @@ from senseops_runtime.routers.common import (
     charge_audio,
     check_declared_length,
     read_upload,
+    refund_audio,
     require_ready,
 )
 from senseops_runtime.scheduler import Overloaded
@@ -30,6 +32,7 @@ from senseops_runtime.streaming.decisions import SUPPORTED_LANGUAGES
 from senseops_runtime.transcription import ClipResult, transcribe_clip
 
 router = APIRouter(tags=["transcribe"])
+log = logging.getLogger(__name__)
 
 
 def decode_options(language: object, itn: object) -> DecodeOptions:
@@ -58,11 +61,15 @@ async def decode_bytes(services: Services, data: bytes) -> np.ndarray:
 
 
 async def run_clip(services: Services, clip: np.ndarray, options: DecodeOptions) -> ClipResult:
-    """Decode through the scheduler; an overloaded queue is a 503 with Retry-After."""
+    """Decode through the scheduler; an overloaded queue is a 503 with Retry-After, an engine failure on
+    this clip a 500 that names it (other requests, even in the same batch, are unaffected)."""
     try:
         return await transcribe_clip(services, clip, options)
     except Overloaded as exc:
         raise ApiError(503, f"server overloaded: {exc}", "server_error") from exc
+    except Exception as exc:
+        log.exception("model failed on an uploaded clip of %.1f s", len(clip) / 16_000)
+        raise ApiError(500, "the model failed to decode this clip; see server logs", "server_error") from exc
 
 
 @router.post("/api/transcribe")
@@ -98,8 +105,13 @@ async def transcribe(request: Request, services: ServicesDep) -> JSONResponse:
         else:
             raise ApiError(415, "send multipart/form-data with a 'file' field, or JSON with 'file_path'")
         clip = await decode_bytes(services, data)
-        charge_audio(services, who, len(clip) / 16_000)
-        result = await run_clip(services, clip, options)
+        seconds = len(clip) / 16_000
+        charge_audio(services, who, seconds)
+        try:
+            result = await run_clip(services, clip, options)
+        except ApiError:
+            refund_audio(services, who, seconds)  # the budget pays for transcribed audio only
+            raise
     except ApiError as exc:
         headers = {"Retry-After": "1"} if exc.status == 503 else None
         return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from senseops_runtime import limits
 from senseops_runtime.engine.base import DecodeOptions
+from senseops_runtime.streaming.identity import StreamId, parse_resume
 
 SUPPORTED_LANGUAGES = frozenset({"auto", "zh", "en", "yue", "ja", "ko", "nospeech"})
 
@@ -29,6 +31,7 @@ class StreamOptions:
 
     decode: DecodeOptions = field(default_factory=DecodeOptions)
     start_offset_ms: int = 0  # timeline offset after a reconnect, so segment times continue
+    resume: StreamId | None = None  # the stream a reconnecting client continues (see streaming.identity)
 
 
 def check_audio_frame(size: int, max_frame_bytes: int) -> CloseVerdict | None:
@@ -45,8 +48,11 @@ def check_audio_frame(size: int, max_frame_bytes: int) -> CloseVerdict | None:
     return None
 
 
-def parse_options(text: str) -> StreamOptions | CloseVerdict:
-    """Parse the optional first text message, e.g. ``{"language": "zh", "itn": true}``."""
+def parse_options(text: str, now: datetime | None = None) -> StreamOptions | CloseVerdict:
+    """Parse the optional first text message, e.g. ``{"language": "zh", "itn": true}``.
+
+    ``{"resume": "<stream_id>", "start_offset_ms": n}`` continues a stream after a reconnect; ``now``
+    (default: the clock) bounds how old a resumed stream may be."""
     if len(text.encode()) > limits.MAX_OPTIONS_BYTES:
         return CloseVerdict(limits.CLOSE_INVALID_PAYLOAD, "options message too long")
     try:
@@ -55,7 +61,7 @@ def parse_options(text: str) -> StreamOptions | CloseVerdict:
         return CloseVerdict(limits.CLOSE_INVALID_PAYLOAD, "options message is not JSON")
     if not isinstance(data, dict):
         return CloseVerdict(limits.CLOSE_INVALID_PAYLOAD, "options message must be a JSON object")
-    known = {"language", "itn", "sample_rate", "format", "start_offset_ms"}
+    known = {"language", "itn", "sample_rate", "format", "start_offset_ms", "resume"}
     unknown = sorted(set(data) - known)
     if unknown:
         return CloseVerdict(limits.CLOSE_INVALID_PAYLOAD, f"unknown option(s): {', '.join(unknown)}")
@@ -77,7 +83,13 @@ def parse_options(text: str) -> StreamOptions | CloseVerdict:
     offset = data.get("start_offset_ms", 0)
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         return CloseVerdict(limits.CLOSE_INVALID_PAYLOAD, "start_offset_ms must be a non-negative integer")
-    return StreamOptions(decode=DecodeOptions(language=language, itn=itn), start_offset_ms=offset)
+    resume = None
+    if "resume" in data:
+        parsed = parse_resume(data["resume"], now or datetime.now(UTC))
+        if isinstance(parsed, str):
+            return CloseVerdict(limits.CLOSE_INVALID_PAYLOAD, parsed)
+        resume = parsed
+    return StreamOptions(decode=DecodeOptions(language=language, itn=itn), start_offset_ms=offset, resume=resume)
 
 
 def is_eof_message(text: str) -> bool:

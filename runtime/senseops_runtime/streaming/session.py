@@ -26,6 +26,7 @@ from senseops_runtime import limits
 from senseops_runtime.audio_input import pcm16_to_float
 from senseops_runtime.auth import Principal
 from senseops_runtime.engine.base import Transcript
+from senseops_runtime.quotas import QuotaUnavailable
 from senseops_runtime.recording import SegmentResult, SessionRecording
 from senseops_runtime.scheduler import Overloaded, Priority
 from senseops_runtime.services import Services
@@ -41,6 +42,7 @@ from senseops_runtime.streaming.decisions import (
     partial_window,
     throttle,
 )
+from senseops_runtime.streaming.identity import SegmentSpan, is_replay, new_stream_id, recorded_spans, segment_id
 from senseops_runtime.streaming.segmenter import (
     SegmentClosed,
     SegmentDropped,
@@ -108,9 +110,15 @@ class StreamSession:
         self.vad_pos = 0  # absolute index of the next sample to score
         self.open: _OpenSegment | None = None
         self.segments_started = 0
-        self.session_id = uuid.uuid4().hex[:12]
         self.started_at = time.time()
-        self.ts = datetime.fromtimestamp(self.started_at, UTC).strftime("%Y%m%dT%H%M%SZ")
+        # Identity: a resumed stream keeps its id and timeline; a new one is named now. The writer id
+        # keeps this connection's JSONL parts apart from every other connection's.
+        started = datetime.fromtimestamp(self.started_at, UTC)
+        self.stream = options.resume or new_stream_id(started, uuid.uuid4().hex[:12])
+        self.ts = self.stream.ts
+        self.writer_id = uuid.uuid4().hex[:8]
+        self.offset_samples = options.start_offset_ms * limits.SAMPLE_RATE // 1000
+        self.recorded: list[SegmentSpan] = []  # spans of this stream already recorded (replays are skipped)
         self.first_audio_at: float | None = None
         self.send_lock = asyncio.Lock()
         self.finals: asyncio.Queue[tuple[SegmentClosed, int, np.ndarray, asyncio.Future[Transcript], float] | None] = (
@@ -140,6 +148,19 @@ class StreamSession:
     # ---- main loop
     async def run(self) -> CloseVerdict:
         """Process frames until eof, client close or an error; returns how to close."""
+        if self.options.resume is not None and self.record:
+            recorder = self.services.recorder
+            assert recorder is not None
+            ids = await asyncio.to_thread(recorder.recorded_segment_ids, self.principal.anchor_id, self.ts)
+            self.recorded = recorded_spans(self.stream, ids)
+        # The client keeps this to resume the stream after a reconnect (see streaming.identity).
+        await self.send_json(
+            {
+                "stream_id": str(self.stream),
+                "resumed": self.options.resume is not None,
+                "start_offset_ms": self.options.start_offset_ms,
+            }
+        )
         self.final_sender = asyncio.create_task(self._send_finals())
         try:
             verdict = await self._receive_loop()
@@ -166,7 +187,17 @@ class StreamSession:
         while True:
             if self.final_sender is not None and self.final_sender.done():
                 self.final_sender.result()  # re-raises the sender's StreamClosed (e.g. a failed decode)
-            message = self.pushback.pop() if self.pushback else await self.ws.receive()
+            if self.pushback:
+                message = self.pushback.pop()
+            else:
+                idle_s = self.services.settings.ws_idle_timeout_s
+                try:
+                    message = await asyncio.wait_for(self.ws.receive(), timeout=idle_s)
+                except TimeoutError:
+                    # Finals of audio already received are still sent (run() finishes the segmenter).
+                    return CloseVerdict(
+                        limits.CLOSE_POLICY, f"idle: no data for {idle_s:g} s; send audio or empty keep-alive frames"
+                    )
             if message["type"] == "websocket.disconnect":
                 return CloseVerdict(0, "client closed")
             if message.get("text") is not None:
@@ -200,9 +231,13 @@ class StreamSession:
             await asyncio.sleep(verdict.seconds)
         assert isinstance(verdict, (Accept, Delay))
         seconds = n / limits.SAMPLE_RATE
-        if not self.services.ledger.charge(
-            self.principal.subject, self.principal.anchor_id, seconds, day_of(time.time())
-        ):
+        try:
+            charged = self.services.ledger.charge(
+                self.principal.subject, self.principal.anchor_id, seconds, day_of(time.time())
+            )
+        except QuotaUnavailable as exc:
+            raise StreamClosed(CloseVerdict(limits.CLOSE_TRY_AGAIN_LATER, str(exc))) from exc
+        if not charged:
             raise StreamClosed(
                 CloseVerdict(limits.CLOSE_POLICY, "daily audio budget used up; try again tomorrow (UTC)")
             )
@@ -239,6 +274,11 @@ class StreamSession:
                 try:
                     future = self.scheduler.submit(clip, self.options.decode, Priority.FINAL)
                 except Overloaded as exc:
+                    # The segment's audio will not be transcribed: it is not charged to the budget.
+                    self.services.ledger.refund(
+                        self.principal.subject, self.principal.anchor_id, len(clip) / limits.SAMPLE_RATE,
+                        day_of(time.time()),
+                    )
                     raise StreamClosed(CloseVerdict(limits.CLOSE_TRY_AGAIN_LATER, f"server overloaded: {exc}")) from exc
                 self.finals.put_nowait((event, number, clip, future, time.monotonic()))
 
@@ -282,20 +322,20 @@ class StreamSession:
         metrics.partial_latency.labels(*metrics.model_labels).observe(time.monotonic() - asked_at)
 
     async def _send_finals(self) -> None:
-        offset = self.options.start_offset_ms
+        per_ms = limits.SAMPLE_RATE // 1000
         while (item := await self.finals.get()) is not None:
-            event, number, clip, future, closed_at = item
+            event, _number, clip, future, closed_at = item
             try:
                 transcript = await future
             except Exception as exc:
                 log.exception("final decode failed")
                 raise StreamClosed(CloseVerdict(limits.CLOSE_INTERNAL, "model failed to decode a segment")) from exc
-            segment_id = f"{self.session_id}-{number:04d}"
+            span = SegmentSpan(self.offset_samples + event.start, self.offset_samples + event.end)
             message: dict[str, object] = {
                 "final": transcript.text,
-                "segment_id": segment_id,
-                "start_ms": offset + event.start // 16,
-                "end_ms": offset + event.end // 16,
+                "segment_id": segment_id(self.stream, span),
+                "start_ms": span.start // per_ms,
+                "end_ms": span.end // per_ms,
                 "lang": transcript.lang,
                 "emotion": transcript.emotion,
                 "event": transcript.event,
@@ -305,14 +345,18 @@ class StreamSession:
             metrics = self.services.metrics
             metrics.final_latency.labels(*metrics.model_labels).observe(time.monotonic() - closed_at)
             if self.record:
-                await self._record(clip, message)
+                await self._record(clip, message, span)
 
-    async def _record(self, clip: np.ndarray, message: dict[str, object]) -> None:
+    async def _record(self, clip: np.ndarray, message: dict[str, object], span: SegmentSpan) -> None:
+        if is_replay(span, self.recorded):
+            # Replayed after a reconnect and recorded by the earlier connection: sent again, not stored twice.
+            self.services.metrics.recordings.labels("replay_skipped").inc()
+            return
         if self.recording is None:
             recorder = self.services.recorder
             assert recorder is not None
             self.recording = recorder.open_session(
-                self.principal.anchor_id, self.ts, self.engine.name, self.engine.version
+                self.principal.anchor_id, self.ts, self.writer_id, self.engine.name, self.engine.version
             )
         recording = self.recording
         result = SegmentResult(
@@ -327,6 +371,7 @@ class StreamSession:
         )
         try:
             await asyncio.to_thread(lambda: recording.record(result, wav_bytes(clip)))
+            self.recorded.append(span)
             self.services.metrics.recordings.labels("spooled").inc()
         except Exception:
             # The spool is local disk; failing means it is full or gone. The transcript was already sent,

@@ -7,7 +7,9 @@
  *   retryable code (1006 abnormal, 1011 internal, 1012 restart, 1013 overloaded), and replays the
  *   audio the server has not acknowledged yet. A final acknowledges audio up to its `end_ms`; frames
  *   after it are kept (up to `maxReplayMs`) and replayed with `start_offset_ms` so segment times
- *   continue on the new connection's timeline.
+ *   continue on the new connection's timeline. The server names the stream in its first message
+ *   (`stream_id`); a reconnect sends it back as `resume`, so the server gives replayed speech the same
+ *   identity (its sample offsets) and does not record it a second time.
  * - Auth/quota (1008) and bad-data (1003/1007) closes are not retried: they will not get better.
  */
 
@@ -127,6 +129,7 @@ export class ASRClient {
   private finished?: { resolve: () => void; reject: (e: Error) => void };
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private lastClose: [number, string] = [0, ""];
+  private streamId?: string;
   /** How many times a connection was re-established after a drop (for tests and telemetry). */
   reconnects = 0;
 
@@ -136,6 +139,11 @@ export class ASRClient {
 
   get currentState(): ClientState {
     return this.state;
+  }
+
+  /** The server's name for this stream (from its first message); sent back as `resume` on reconnect. */
+  get currentStreamId(): string | undefined {
+    return this.streamId;
   }
 
   /** Open the stream (resolves when the socket is open). */
@@ -199,6 +207,7 @@ export class ASRClient {
             language: this.options.language ?? "auto",
             itn: this.options.itn ?? true,
             start_offset_ms: Math.round(this.buffer.replayStartMs()),
+            ...(this.streamId ? { resume: this.streamId } : {}),
           }),
         );
         // Replay what the server has not acknowledged (includes frames buffered while offline).
@@ -230,7 +239,9 @@ export class ASRClient {
     } catch {
       return;
     }
-    if (typeof message.partial === "string") {
+    if (typeof message.stream_id === "string") {
+      this.streamId = message.stream_id;
+    } else if (typeof message.partial === "string") {
       this.options.onPartial?.(message.partial);
     } else if (typeof message.final === "string") {
       const final = message as unknown as FinalMessage;
