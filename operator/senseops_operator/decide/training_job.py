@@ -129,7 +129,7 @@ def render(owner: Mapping[str, Any], base_model_uri: str, service_account: str,
     labels = {LABEL_FINETUNEJOB: name, "app.kubernetes.io/name": "senseops-trainer",
               "app.kubernetes.io/part-of": "senseops"}
     refs = [owner_reference(owner)]
-    config_map = {
+    config_map: dict[str, Any] = {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": child_name(name, "job"), "namespace": namespace, "labels": labels,
                      "ownerReferences": refs},
