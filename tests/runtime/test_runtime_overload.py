@@ -95,6 +95,24 @@ def test_overloaded_upload_is_not_charged_to_the_budget(
     assert [u for u in usage["usage"] if u["subject"] == "rs-refund"] == []
 
 
+@pytest.mark.parametrize("response_format", ["json", "srt"])
+def test_overloaded_openai_upload_is_not_charged_to_the_budget(
+    overloaded_server: RuntimeServer, rsa_keys: tuple[str, str], response_format: str
+) -> None:
+    subject = f"rs-refund-openai-{response_format}"
+    reply = httpx.post(
+        f"{overloaded_server.http}/v1/audio/transcriptions",
+        files={"file": ("s.wav", sentence_wav(ENGLISH), "audio/wav")},
+        data={"model": "sensevoice-small", "response_format": response_format},
+        headers={"Authorization": f"Bearer {rs256_token(rsa_keys[0], sub=subject)}"},
+        timeout=60,
+    )
+    assert reply.status_code == 503, reply.text
+    admin = rs256_token(rsa_keys[0], sub="rs-admin", scopes=("admin",))
+    usage = httpx.get(f"{overloaded_server.http}/api/usage", headers={"Authorization": f"Bearer {admin}"}).json()
+    assert [u for u in usage["usage"] if u["subject"] == subject] == []
+
+
 def test_algorithm_confusion_refused_over_the_wire(overloaded_server: RuntimeServer, rsa_keys: tuple[str, str]) -> None:
     outcome = stream(overloaded_server.ws, utterance_pcm(ENGLISH), confused_token(rsa_keys[1]), realtime=False)
     assert outcome.close_code == 1008 and "'HS256' not accepted" in outcome.close_reason

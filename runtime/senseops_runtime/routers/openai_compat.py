@@ -29,6 +29,7 @@ from senseops_runtime.routers.common import (
     charge_audio,
     check_declared_length,
     read_upload,
+    refund_audio,
     require_ready,
 )
 from senseops_runtime.routers.transcribe import decode_bytes, decode_options, run_clip
@@ -201,11 +202,16 @@ async def transcriptions(request: Request, services: ServicesDep) -> Response:
         options = decode_options(form.get("language") or "auto", None)
         data = await read_upload(services, upload)
         clip = await decode_bytes(services, data)
-        charge_audio(services, caller_principal, len(clip) / limits.SAMPLE_RATE)
-        if response_format in TIMED_FORMATS:
-            decoded = await transcribe_segments(services, clip, options)
-        else:
-            result = await run_clip(services, clip, options)
+        audio_s = len(clip) / limits.SAMPLE_RATE
+        charge_audio(services, caller_principal, audio_s)
+        try:
+            if response_format in TIMED_FORMATS:
+                decoded = await transcribe_segments(services, clip, options)
+            else:
+                result = await run_clip(services, clip, options)
+        except ApiError:
+            refund_audio(services, caller_principal, audio_s)  # the budget pays for transcribed audio only
+            raise
     except ApiError as exc:
         return _error(exc)
     if response_format == "srt":
