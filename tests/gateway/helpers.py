@@ -8,31 +8,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
+from tests.common.waiting import wait_until
 from tests.controlplane.fixtures import ClusterHandle
 from tests.gateway.model import CANARY_ANNOTATION, CANARY_WEIGHT_ANNOTATION
 from tests.gateway.translate import HOST_PORT_ADDRESS_TYPE
 
-T = TypeVar("T")
 BACKEND_PORT = 8080
-
-
-def wait_until(what: str, probe: Callable[[], T | None], timeout_s: float = 30.0, interval_s: float = 0.05) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            value = probe()
-        except Exception as err:  # keep polling; report the last error
-            value, last = None, err
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last error: {last})")
 
 
 # --- manifests -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.common.waiting import wait_until
 from tests.controlplane.fixtures import ClusterHandle
 from tests.procnode.fixtures import PLACEMENT
 from tests.procnode.launcher import ProcessNodeHandle
@@ -25,14 +26,8 @@ pytestmark = pytest.mark.cluster
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float, interval_s: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(interval_s)
+    """:func:`wait_until` at a pace that suits kubectl probes."""
+    return wait_until(what, check, timeout_s, interval_s)
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import ipaddress
 import json
 import os
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from tests.common.waiting import wait_until
 from tests.servers._proc import free_port, go_binary, stop_process, wait_http_ok
 
 # The process node's pod network. Every pod address Prometheus may scrape lies inside it.
@@ -252,15 +252,8 @@ class PrometheusServer:
         return data["activeTargets"], data["droppedTargets"]
 
     def wait_for(self, what: str, check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
-        """Poll ``check`` until it returns something truthy; TimeoutError naming ``what``."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            value = check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Prometheus: {what} not seen after {timeout_s}s (log: {self.log_path})")
-            time.sleep(0.5)
+        """Poll ``check`` until it returns something truthy; AssertionError naming ``what`` and the log."""
+        return wait_until(f"Prometheus: {what} (log: {self.log_path})", check, timeout_s, 0.5)
 
 
 def sample_values(result: Sequence[dict[str, Any]]) -> list[float]:
