@@ -181,7 +181,8 @@ class PodWorker(threading.Thread):
                                   self.node.base_env())
             argv = self.node.resolve_program(s.container_argv(c.spec, env), env)
             mounts = s.container_mounts(c.spec, volume_dirs, read_only, protected)
-            self.launch[c.name] = s.launch_argv(self.sandbox.netns, mounts, c.spec.get("workingDir"), argv)
+            self.launch[c.name] = s.launch_argv(self.sandbox.netns, mounts, c.spec.get("workingDir"), argv,
+                                                keep=s.hidden_by(mounts, protected))
             self.envs[c.name] = env
 
     # --- one pass ----------------------------------------------------------------------------------

@@ -221,14 +221,22 @@ class Mount:
     read_only: bool
 
 
+def _within(path: str, folder: str) -> bool:
+    p, f = path.rstrip("/") or "/", folder.rstrip("/") or "/"
+    return f == "/" or p == f or p.startswith(f + "/")
+
+
 def forbidden_mount_target(target: str, protected: Sequence[str]) -> bool:
-    """A mount at ``target`` would hide one of ``protected`` (the project, its venv, the node's state)."""
+    """A mount at ``target`` would replace the whole file system, or exactly one of ``protected`` (the
+    project, its virtualenv, the node's state, the Go-built binaries)."""
     norm = target.rstrip("/") or "/"
-    for path in protected:
-        p = path.rstrip("/")
-        if norm == "/" or p == norm or p.startswith(norm + "/"):
-            return True
-    return False
+    return norm == "/" or any((p.rstrip("/") or "/") == norm for p in protected)
+
+
+def hidden_by(mounts: Sequence[Mount], protected: Sequence[str]) -> list[str]:
+    """Protected paths that lie below a mount target (e.g. a checkout under /tmp when a pod mounts /tmp):
+    the launcher binds them back over the mount, so the container still finds the project's files."""
+    return [p for p in protected if any(_within(p, m.target) for m in mounts)]
 
 
 def container_mounts(container: Mapping[str, Any], volume_dirs: Mapping[str, str],
@@ -252,11 +260,23 @@ def container_mounts(container: Mapping[str, Any], volume_dirs: Mapping[str, str
     return mounts
 
 
-def launch_argv(netns: str, mounts: Sequence[Mount], working_dir: str | None, argv: Sequence[str]) -> list[str]:
+STASH_DIR = "/run/senseops-procnode-stash"
+
+
+def launch_argv(netns: str, mounts: Sequence[Mount], working_dir: str | None, argv: Sequence[str],
+                keep: Sequence[str] = ()) -> list[str]:
     """The host command that starts a container: into the pod's network namespace, then a private mount
     namespace where the volumes are bind-mounted at their ``mountPath``, then ``exec`` of the program
-    (so the container's pid is the one the node started)."""
+    (so the container's pid is the one the node started).
+
+    ``keep`` are host paths a mount would hide (see :func:`hidden_by`): they are bound aside onto a private
+    tmpfs first and bound back over the volume after it is mounted.
+    """
     script = ["set -e"]
+    if keep:
+        script.append(f"mkdir -p {STASH_DIR}; mount -t tmpfs stash {STASH_DIR}")
+        for i, path in enumerate(keep):
+            script.append(f"mkdir -p {STASH_DIR}/{i}; mount --bind {shlex.quote(path)} {STASH_DIR}/{i}")
     for m in mounts:
         # A file volume item (subPath to a file) is mounted over a file; everything else over a folder.
         script.append(f"if [ -d {shlex.quote(m.source)} ]; then mkdir -p {shlex.quote(m.target)}; "
@@ -264,6 +284,8 @@ def launch_argv(netns: str, mounts: Sequence[Mount], working_dir: str | None, ar
         script.append(f"mount --bind {shlex.quote(m.source)} {shlex.quote(m.target)}")
         if m.read_only:
             script.append(f"mount -o remount,bind,ro {shlex.quote(m.target)}")
+    for i, path in enumerate(keep):
+        script.append(f"mkdir -p {shlex.quote(path)}; mount --bind {STASH_DIR}/{i} {shlex.quote(path)}")
     if working_dir:
         script.append(f"mkdir -p {shlex.quote(working_dir)}; cd {shlex.quote(working_dir)}")
     script.append('exec "$@"')

@@ -99,12 +99,24 @@ def test_mounts_subpath_readonly_and_protection() -> None:
     mounts = s.container_mounts(container, dirs, {"cfg", "model"}, ["/work/repo"])
     assert mounts == [s.Mount("/v/cfg", "/etc/app", True), s.Mount("/v/data/a/b", "/data", False),
                       s.Mount("/img/x", "/models", True), s.Mount("/v/data", "/ro", True)]
-    for bad in ("/", "/work", "/work/repo"):
+    for bad in ("/", "/work/repo"):
         with pytest.raises(s.PodSpecError, match="would hide"):
             s.container_mounts({"volumeMounts": [{"name": "cfg", "mountPath": bad}]}, dirs, set(), ["/work/repo"])
+    # A mount above a protected path is allowed: the launcher binds the protected path back over it.
+    above = s.container_mounts({"volumeMounts": [{"name": "cfg", "mountPath": "/work"}]}, dirs, set(), ["/work/repo"])
+    assert s.hidden_by(above, ["/work/repo", "/opt/venv"]) == ["/work/repo"]
     with pytest.raises(s.PodSpecError, match="relative path"):
         s.container_mounts({"volumeMounts": [{"name": "cfg", "mountPath": "/x", "subPath": "../up"}]}, dirs, set(),
                            [])
+
+
+def test_launch_argv_binds_hidden_paths_back_after_the_mounts() -> None:
+    argv = s.launch_argv("ns1", [s.Mount("/vol/tmp", "/tmp", False)], None, ["python"], keep=["/tmp/ci/repo"])
+    steps = argv[argv.index("-c") + 1].split("; ")
+    stash = steps.index("mount --bind /tmp/ci/repo /run/senseops-procnode-stash/0")
+    mount = steps.index("mount --bind /vol/tmp /tmp")
+    back = steps.index("mount --bind /run/senseops-procnode-stash/0 /tmp/ci/repo")
+    assert stash < mount < back
 
 
 def test_launch_argv_enters_netns_then_private_mounts() -> None:
