@@ -217,7 +217,8 @@ class PodWorker(threading.Thread):
     def _start(self, c: ContainerRun) -> None:
         log_path = self.dir / "logs" / f"{c.name}.log"
         with log_path.open("ab") as out:
-            out.write(f"=== {now_iso()} start #{c.restart_count}: {' '.join(self.launch[c.name])}\n".encode())
+            program = self.launch[c.name][self.launch[c.name].index("container") + 1:]
+            out.write(f"=== {now_iso()} start #{c.restart_count}: {' '.join(program)}\n".encode())
             out.flush()
             c.proc = subprocess.Popen(self.launch[c.name], env=self.envs[c.name], stdin=subprocess.DEVNULL,
                                       stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd="/")

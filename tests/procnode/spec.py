@@ -269,25 +269,28 @@ def launch_argv(netns: str, mounts: Sequence[Mount], working_dir: str | None, ar
     namespace where the volumes are bind-mounted at their ``mountPath``, then ``exec`` of the program
     (so the container's pid is the one the node started).
 
-    ``keep`` are host paths a mount would hide (see :func:`hidden_by`): they are bound aside onto a private
-    tmpfs first and bound back over the volume after it is mounted.
+    Every volume source, and every path in ``keep`` (host paths a mount would hide, see :func:`hidden_by`),
+    is first bound aside onto a private tmpfs, so no mount can hide a later mount's source; the volumes are
+    then mounted from there, and the kept paths bound back over them.
     """
-    script = ["set -e"]
-    if keep:
-        script.append(f"mkdir -p {STASH_DIR}; mount -t tmpfs stash {STASH_DIR}")
-        for i, path in enumerate(keep):
-            script.append(f"mkdir -p {STASH_DIR}/{i}; mount --bind {shlex.quote(path)} {STASH_DIR}/{i}")
-    for m in mounts:
+    q = shlex.quote
+    script = ["set -e", f"mkdir -p {STASH_DIR}", f"mount -t tmpfs stash {STASH_DIR}"]
+    for i, m in enumerate(mounts):
         # A file volume item (subPath to a file) is mounted over a file; everything else over a folder.
-        script.append(f"if [ -d {shlex.quote(m.source)} ]; then mkdir -p {shlex.quote(m.target)}; "
-                      f"else mkdir -p \"$(dirname {shlex.quote(m.target)})\"; touch {shlex.quote(m.target)}; fi")
-        script.append(f"mount --bind {shlex.quote(m.source)} {shlex.quote(m.target)}")
-        if m.read_only:
-            script.append(f"mount -o remount,bind,ro {shlex.quote(m.target)}")
+        script.append(f"if [ -d {q(m.source)} ]; then mkdir {STASH_DIR}/v{i}; else touch {STASH_DIR}/v{i}; fi")
+        script.append(f"mount --bind {q(m.source)} {STASH_DIR}/v{i}")
     for i, path in enumerate(keep):
-        script.append(f"mkdir -p {shlex.quote(path)}; mount --bind {STASH_DIR}/{i} {shlex.quote(path)}")
+        script.append(f"mkdir {STASH_DIR}/k{i}; mount --bind {q(path)} {STASH_DIR}/k{i}")
+    for i, m in enumerate(mounts):
+        script.append(f"if [ -d {STASH_DIR}/v{i} ]; then mkdir -p {q(m.target)}; "
+                      f"else mkdir -p \"$(dirname {q(m.target)})\"; touch {q(m.target)}; fi")
+        script.append(f"mount --bind {STASH_DIR}/v{i} {q(m.target)}")
+        if m.read_only:
+            script.append(f"mount -o remount,bind,ro {q(m.target)}")
+    for i, path in enumerate(keep):
+        script.append(f"mkdir -p {q(path)}; mount --bind {STASH_DIR}/k{i} {q(path)}")
     if working_dir:
-        script.append(f"mkdir -p {shlex.quote(working_dir)}; cd {shlex.quote(working_dir)}")
+        script.append(f"mkdir -p {q(working_dir)}; cd {q(working_dir)}")
     script.append('exec "$@"')
     return ["ip", "netns", "exec", netns, "unshare", "--mount", "--propagation", "private", "--",
             "/bin/sh", "-c", "; ".join(script), "container", *argv]

@@ -113,17 +113,19 @@ def test_mounts_subpath_readonly_and_protection() -> None:
 def test_launch_argv_binds_hidden_paths_back_after_the_mounts() -> None:
     argv = s.launch_argv("ns1", [s.Mount("/vol/tmp", "/tmp", False)], None, ["python"], keep=["/tmp/ci/repo"])
     steps = argv[argv.index("-c") + 1].split("; ")
-    stash = steps.index("mount --bind /tmp/ci/repo /run/senseops-procnode-stash/0")
-    mount = steps.index("mount --bind /vol/tmp /tmp")
-    back = steps.index("mount --bind /run/senseops-procnode-stash/0 /tmp/ci/repo")
-    assert stash < mount < back
+    source_aside = steps.index("mount --bind /vol/tmp /run/senseops-procnode-stash/v0")
+    kept_aside = steps.index("mount --bind /tmp/ci/repo /run/senseops-procnode-stash/k0")
+    mount = steps.index("mount --bind /run/senseops-procnode-stash/v0 /tmp")
+    back = steps.index("mount --bind /run/senseops-procnode-stash/k0 /tmp/ci/repo")
+    assert source_aside < mount and kept_aside < mount < back
 
 
 def test_launch_argv_enters_netns_then_private_mounts() -> None:
     argv = s.launch_argv("ns1", [s.Mount("/src", "/dst", True)], "/work", ["/venv/python", "-m", "x"])
     assert argv[:8] == ["ip", "netns", "exec", "ns1", "unshare", "--mount", "--propagation", "private"]
     script = argv[argv.index("-c") + 1]
-    assert "mount --bind /src /dst" in script and "remount,bind,ro /dst" in script and "cd /work" in script
+    assert "mount --bind /run/senseops-procnode-stash/v0 /dst" in script and "remount,bind,ro /dst" in script
+    assert "mount --bind /src /run/senseops-procnode-stash/v0" in script and "cd /work" in script
     assert argv[-3:] == ["/venv/python", "-m", "x"]
 
 
