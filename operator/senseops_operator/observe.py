@@ -10,6 +10,8 @@ from kubernetes.client.exceptions import ApiException
 
 from senseops_common.storage import verify_object
 from senseops_operator import constants as c
+from senseops_operator.decide import finetunejob as ftj
+from senseops_operator.decide import training_job as tj
 from senseops_operator.decide.asrmodel import ArtifactCheck
 
 
@@ -36,3 +38,110 @@ def model_phases(api: client.CustomObjectsApi, namespace: str, names: list[str])
             raise
         phases[name] = (obj.get("status") or {}).get("phase") or "Pending"
     return phases
+
+
+# --- FineTuneJob --------------------------------------------------------------------------------------
+def model_object(api: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        obj: dict[str, Any] = api.get_namespaced_custom_object(c.GROUP, c.VERSION, namespace, "asrmodels", name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return obj
+
+
+def segments_in_index(source: str, anchors: list[str], window: dict[str, Any] | None) -> list[ftj.Segment]:
+    """Every transcript-index line of the anchors in the window (the `asr/` JSON lines; no audio is read)."""
+    from datetime import datetime
+
+    from senseops_common.layout import iter_segment_records
+    from senseops_common.storage import open_store
+
+    def when(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+    store = open_store(source if source.endswith("/") else source + "/")
+    since, until = when((window or {}).get("start")), when((window or {}).get("end"))
+    out = []
+    for anchor in anchors:
+        for record in iter_segment_records(store, anchor, since, until):
+            out.append(ftj.Segment(record.anchor_id, record.segment_id, (record.end_ms - record.start_ms) / 1000.0,
+                                   record.confidence))
+    return out
+
+
+def training_job_state(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str,
+                       job_name: str) -> ftj.TrainingJobState:
+    """The training Job's state and the exit codes of its trainer containers (oldest first)."""
+    try:
+        job = batch.read_namespaced_job(job_name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return ftj.TrainingJobState(exists=False)
+        raise
+    failed_reason, failed_message, succeeded = None, "", False
+    for cond in job.status.conditions or []:
+        if cond.status != "True":
+            continue
+        if cond.type == "Failed":
+            failed_reason, failed_message = cond.reason or "Failed", cond.message or ""
+        elif cond.type == "Complete":
+            succeeded = True
+    pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}").items
+    ended: list[tuple[str, int]] = []
+    for pod in pods:
+        for cs in pod.status.container_statuses or []:
+            term = cs.state.terminated if cs.name == tj.TRAINER_CONTAINER and cs.state else None
+            if term is not None:
+                ended.append((str(term.finished_at or ""), int(term.exit_code)))
+    return ftj.TrainingJobState(
+        exists=True, active=int(job.status.active or 0), succeeded=succeeded, failed_reason=failed_reason,
+        failed_message=failed_message, suspended=bool(job.spec.suspend), pods=len(pods),
+        exit_codes=tuple(code for _, code in sorted(ended)))
+
+
+def evaluation_report(models_uri: str, job: str) -> ftj.EvaluationReport | None:
+    """The trainer's report (`reports/{job}/report.json` in the output store), or None when absent."""
+    import json
+
+    from senseops_common.layout import report_key
+    from senseops_common.storage import NotFound, open_store
+
+    store = open_store(models_uri)
+    key = report_key(job, "report.json")
+    try:
+        report = json.loads(store.get_bytes(key))
+    except NotFound:
+        return None
+    gate = report.get("gate") or {}
+    used = gate.get("set_used")
+    chosen = (report.get("sets") or {}).get(used) or {}
+
+    def rate(which: str) -> float | None:
+        value = (chosen.get(which) or {}).get("rate")
+        return float(value) if isinstance(value, int | float) else None
+
+    rtf = (report.get("rtf") or {}).get("new")
+    # The trainer's error rate counts CJK characters and Latin words together (its CER/WER); it goes in as CER.
+    return ftj.EvaluationReport(
+        uri=store.uri_for(key), gate_passed=bool(gate.get("passed")), gate_reason=str(gate.get("reason", "")),
+        gate_set=used, base_cer=rate("base"), new_cer=rate("new"),
+        rtf=float(rtf) if isinstance(rtf, int | float) else None,
+        skipped_batches=(report.get("data") or {}).get("skipped_training_batches"))
+
+
+def packaged_model(models_uri: str, name: str, version: str) -> ftj.PackagedModel | None:
+    """The packaged model directory `models/{name}/{version}/`: URI and digest from its MANIFEST.sha256."""
+    import hashlib
+
+    from senseops_common.layout import model_prefix
+    from senseops_common.storage import MANIFEST_NAME, NotFound, open_store
+
+    store = open_store(models_uri)
+    prefix = model_prefix(name, version)
+    try:
+        manifest = store.get_bytes(prefix + MANIFEST_NAME)
+    except NotFound:
+        return None
+    return ftj.PackagedModel(uri=store.uri_for(prefix), sha256=hashlib.sha256(manifest).hexdigest())

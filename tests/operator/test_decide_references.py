@@ -1,4 +1,4 @@
-"""Table tests for FineTuneJob / Rollout acceptance decisions."""
+"""Table tests for model references and the Rollout acceptance decisions."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from senseops_operator.decide import finetunejob, rollout
-from senseops_operator.decide.common import find_condition
+from senseops_operator.decide import rollout
 from senseops_operator.decide.references import models_resolved
 
 NOW = datetime(2026, 11, 24, 8, 0, 0, tzinfo=UTC)
@@ -25,24 +24,6 @@ NOW = datetime(2026, 11, 24, 8, 0, 0, tzinfo=UTC)
 def test_models_resolved(name: str, phases: dict[str, str | None], status: str, reason: str) -> None:
     cond = models_resolved({"stableModel": "a", "candidateModel": "b"}, phases)
     assert (cond["status"], cond["reason"]) == (status, reason)
-
-
-def test_finetunejob_is_accepted_and_pending() -> None:
-    spec = {"baseModel": {"name": "base"}}
-    d = finetunejob.decide(spec, {}, finetunejob.FineTuneJobObservation(1, {"base": "Ready"}), NOW)
-    assert d.status["phase"] == "Pending" and d.status["observedGeneration"] == 1
-    accepted = find_condition(d.status["conditions"], "Accepted")
-    assert accepted is not None and accepted["status"] == "True"
-    assert d.requeue_after is None
-
-
-def test_finetunejob_waits_for_missing_base() -> None:
-    spec = {"baseModel": {"name": "base"}}
-    d = finetunejob.decide(spec, {}, finetunejob.FineTuneJobObservation(1, {"base": None}), NOW)
-    resolved = find_condition(d.status["conditions"], "ModelsResolved")
-    assert resolved is not None and resolved["reason"] == "ModelNotFound"
-    assert d.requeue_after == finetunejob.RECHECK_SECONDS
-    assert [e.type for e in d.events] == ["Normal", "Warning"]
 
 
 @pytest.mark.parametrize(

@@ -145,15 +145,18 @@ def test_missing_artifact_is_not_found_and_keeps_verifying(world: World) -> None
     assert obj["status"]["phase"] == "Verifying"
 
 
-def test_finetunejob_and_rollout_are_accepted_pending(world: World) -> None:
+def test_finetunejob_waits_for_data_and_rollout_is_pending(world: World) -> None:
     world.wait_for("asrmodel", "good", has_phase("Ready"))
     job = fine_tune_job("tune-good")
     job["spec"]["baseModel"]["name"] = "good"
+    job["spec"]["dataset"]["source"] = f"s3://{world.bucket}/"  # no recordings in it
     world.apply(job)
     obj = world.wait_for("finetunejob", "tune-good", lambda o: "conditions" in o.get("status", {}))
-    assert obj["status"]["phase"] == "Pending"
+    assert obj["status"]["phase"] == "WaitingForData"
+    assert obj["status"]["data"]["availableHours"] == 0 and obj["status"]["data"]["neededHours"] == 3
     assert condition(obj, "Accepted")["status"] == "True"
     assert condition(obj, "ModelsResolved")["status"] == "True"
+    assert condition(obj, "DataReady")["reason"] == "NotEnoughData"
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
 
     ro = rollout("to-missing")

@@ -187,9 +187,28 @@ def test_progress_lines_are_json_and_status_is_rate_limited() -> None:
 
 def test_status_progress_uses_the_crd_field_names() -> None:
     fields = {"epoch": 1, "step": 3, "total_step": 3, "loss": 1.5, "eta_s": 9.6, "max_epoch": 2, "steps_per_epoch": 5}
-    assert status_progress(fields, 0.0) == {"epoch": 1, "step": 3, "totalSteps": 10, "loss": 1.5, "etaSeconds": 10,
-                                             "updatedAt": "1970-01-01T00:00:00Z"}
+    assert status_progress(fields, 0.0) == {"stage": "train", "epoch": 1, "step": 3, "totalSteps": 10, "loss": 1.5,
+                                             "etaSeconds": 10, "updatedAt": "1970-01-01T00:00:00Z"}
     assert status_progress({"message": "x"}, 0.0) == {}
+
+
+def test_stage_starts_reach_the_status_sink_at_once() -> None:
+    """The operator follows PreparingData -> Training -> Evaluating -> Packaging from these."""
+    import io
+
+    from senseops_trainer.progress import ProgressLog
+
+    published: list[tuple[dict[str, object], bool]] = []
+
+    class Sink:
+        def publish(self, progress: dict[str, object], force: bool = False) -> None:
+            published.append((progress, force))
+
+    log = ProgressLog(out=io.StringIO(), sink=Sink())
+    log.emit("collect", "start")
+    log.emit("collect", "done", segments=3)
+    log.emit("evaluate", "start")
+    assert published == [({"stage": "collect"}, True), ({"stage": "evaluate"}, True)]
 
 
 def test_no_status_sink_outside_a_cluster() -> None:

@@ -247,6 +247,11 @@ def evaluate(ctx: RunContext, base_model: Path, new_model: Path) -> dict[str, An
         ctx.path(REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
         draw_chart(report, ctx.workdir / LOSS_CURVE, ctx.path(CHART))
         if not passed:
+            # The package stage will not run: publish the report now, so the operator and a person can
+            # see the numbers that failed the gate.
+            from senseops_trainer.package import upload_reports
+
+            upload_reports(ctx, {"report.json": ctx.path(REPORT), "chart.png": ctx.path(CHART)})
             raise GateFailed("evaluate", f"gate failed: {reason}")
         summary = {
             f"{n}_{m}": s[m]["rate"] for n, s in report["sets"].items() if s.get("utterances") for m in ("base", "new")

@@ -36,7 +36,8 @@ def status_progress(fields: dict[str, Any], now: float) -> dict[str, Any]:
     total of the run, ``skippedBatches`` the batches the loss guard skipped so far."""
     if "step" not in fields or fields.get("total_step") is None:
         return {}
-    out: dict[str, Any] = {"epoch": fields.get("epoch"), "step": fields["total_step"], "loss": fields.get("loss")}
+    out: dict[str, Any] = {"stage": "train", "epoch": fields.get("epoch"), "step": fields["total_step"],
+                           "loss": fields.get("loss")}
     if fields.get("steps_per_epoch") and fields.get("max_epoch"):
         out["totalSteps"] = int(fields["steps_per_epoch"]) * int(fields["max_epoch"])
     if fields.get("eta_s") is not None:
@@ -118,4 +119,6 @@ class ProgressLog:
         progress = status_progress(fields, now)
         if progress:
             self.sink.publish(progress, force=force_status)
+        elif event == "start":  # the operator follows the stages (PreparingData, Training, ...) from this
+            self.sink.publish({"stage": stage}, force=True)
         return line

@@ -73,6 +73,7 @@ def trainer_job_file(name: str, spec: Mapping[str, Any], base_model_uri: str) ->
             "lr": float(hyper.get("learningRate", c.DEFAULT_LEARNING_RATE)),
             "max_epoch": int(hyper.get("epochs", c.DEFAULT_EPOCHS)),
             "batch_tokens": int(hyper.get("batchSizeTokens", c.DEFAULT_BATCH_TOKENS)),
+            "warmup_steps": int(hyper.get("warmupSteps", c.DEFAULT_WARMUP_STEPS)),
             "freeze_front_blocks": int(hyper.get("freezeEncoderLayers", 0)),
             "avg_nbest": int(hyper.get("averageCheckpoints", 1)),
             "seed": int(hyper.get("seed", 0)),
@@ -149,10 +150,12 @@ def render(owner: Mapping[str, Any], base_model_uri: str, service_account: str,
     ]
     mounts = [{"name": "job", "mountPath": JOB_FILE_DIR, "readOnly": True}, {"name": "work", "mountPath": WORK_DIR}]
     env = [{"name": "FINETUNEJOB_NAME", "value": name}, {"name": "FINETUNEJOB_NAMESPACE", "value": namespace}]
+    env_from: list[dict[str, Any]] = []
     if store_secret:
         volumes.append({"name": "store-credentials", "secret": {"secretName": store_secret}})
         mounts.append({"name": "store-credentials", "mountPath": STORE_SECRET_DIR, "readOnly": True})
         env.append({"name": "SENSEOPS_STORAGE_SECRET_DIR", "value": STORE_SECRET_DIR})
+        env_from = [{"secretRef": {"name": store_secret}}]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "serviceAccountName": service_account,
@@ -161,6 +164,7 @@ def render(owner: Mapping[str, Any], base_model_uri: str, service_account: str,
             "image": spec.get("trainerImage", c.DEFAULT_TRAINER_IMAGE),
             "args": ["run", "--config", f"{JOB_FILE_DIR}/{JOB_FILE_KEY}", "--workdir", f"{WORK_DIR}/{name}"],
             "env": env,
+            "envFrom": env_from,
             "resources": {"requests": dict(limits), "limits": dict(limits)},
             "volumeMounts": mounts,
             "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
@@ -190,3 +194,25 @@ def render(owner: Mapping[str, Any], base_model_uri: str, service_account: str,
         "spec": job_spec,
     }
     return config_map, job
+
+
+def trainer_access(owner: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The training pod's ServiceAccount, allowed only to read its own FineTuneJob and patch its status."""
+    meta = owner["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    account = child_name(name, "trainer")
+    labels = {LABEL_FINETUNEJOB: name}
+    refs = [owner_reference(owner)]
+    common = {"namespace": namespace, "labels": labels, "ownerReferences": refs}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, **common}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": account, **common},
+         "rules": [
+             {"apiGroups": [c.GROUP], "resources": ["finetunejobs"], "resourceNames": [name], "verbs": ["get"]},
+             {"apiGroups": [c.GROUP], "resources": ["finetunejobs/status"], "resourceNames": [name],
+              "verbs": ["get", "patch"]},
+         ]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": account, **common},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+         "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]},
+    ]

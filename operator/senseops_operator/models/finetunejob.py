@@ -22,13 +22,14 @@ from senseops_operator.models.common import (
 # Everything but runPolicy is fixed once the job exists: a changed recipe is a different training run.
 IMMUTABLE_SPEC_FIELDS = (
     "baseModel", "dataset", "hyperparameters", "resources", "placement", "output", "image", "evaluationGate",
-    "trainerImage",
+    "trainerImage", "storeSecret",
 )
 
 AnchorId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 
 Stage = Literal[
-    "Pending", "PreparingData", "Training", "Evaluating", "Packaging", "BuildingImage", "Succeeded", "Failed"
+    "Pending", "WaitingForData", "PreparingData", "Training", "Evaluating", "Packaging", "BuildingImage",
+    "Succeeded", "Failed",
 ]
 
 
@@ -91,6 +92,7 @@ class Hyperparameters(ApiModel):
     learning_rate: float = Field(default=c.DEFAULT_LEARNING_RATE, gt=0, le=c.MAX_LEARNING_RATE)
     epochs: int = Field(default=c.DEFAULT_EPOCHS, ge=1, le=c.MAX_EPOCHS)
     batch_size_tokens: int = Field(default=c.DEFAULT_BATCH_TOKENS, ge=1, le=1_000_000)
+    warmup_steps: int = Field(default=c.DEFAULT_WARMUP_STEPS, ge=0, le=100_000, description="Learning-rate warm-up.")
     freeze_encoder_layers: int = Field(default=0, ge=0, le=100, description="Freeze the first N encoder blocks.")
     average_checkpoints: int = Field(default=1, ge=1, le=20)
     seed: int = Field(default=0, ge=0)
@@ -167,9 +169,15 @@ class FineTuneJobSpec(ApiModel):
     image: ImageBuildTarget | None = None
     evaluation_gate: EvaluationGate = Field(default_factory=EvaluationGate, json_schema_extra=DEFAULT_EMPTY_OBJECT)
     trainer_image: str = Field(default=c.DEFAULT_TRAINER_IMAGE, max_length=512, pattern=c.IMAGE_REF_PATTERN)
+    store_secret: Name | None = Field(
+        default=None,
+        description="Secret with the object-store settings and credentials (senseops_common.storage keys); the "
+        "training pod mounts it as files and reads it as environment. Never copied into a ConfigMap or status.",
+    )
 
 
 class Progress(ApiModel):
+    stage: str | None = Field(default=None, max_length=32, description="The trainer stage running now.")
     epoch: int | None = Field(default=None, ge=0)
     step: int | None = Field(default=None, ge=0)
     total_steps: int | None = Field(default=None, ge=0)
@@ -190,6 +198,23 @@ class JobMetrics(ApiModel):
     hours_used: float | None = None
 
 
+class AnchorHours(ApiModel):
+    anchor_id: AnchorId
+    hours: float = Field(ge=0, description="Recorded hours that pass the job's index-level filters.")
+    segments: int = Field(ge=0)
+
+
+class DataReadiness(ApiModel):
+    """How much usable audio the transcript index holds (measured from `asr/` JSON lines, no audio read)."""
+
+    available_hours: float = Field(ge=0)
+    needed_hours: float = Field(ge=0)
+    anchors: list[AnchorHours] = Field(default_factory=list, max_length=c.MAX_ANCHORS)
+    checked_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    summary: str | None = Field(default=None, max_length=64, description="available/needed, e.g. 2.1/3.0h")
+    checks: int = Field(default=0, ge=0, description="Consecutive checks that found too little (sets the back-off).")
+
+
 class FineTuneJobStatus(StatusBase):
     phase: Stage | None = None
     stage: Stage | None = None
@@ -197,5 +222,8 @@ class FineTuneJobStatus(StatusBase):
     progress: Progress | None = None
     metrics: JobMetrics | None = None
     produced_model: ObjectRef | None = None
+    data: DataReadiness | None = None
+    report_uri: str | None = Field(default=None, max_length=1024, description="The trainer's evaluation report.")
+    attempts: int | None = Field(default=None, ge=0, description="Training pods started so far (retries + 1).")
     start_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     completion_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
