@@ -42,10 +42,17 @@ def test_no_image_set_carries_development_tools(part: str) -> None:
     assert DEV_ONLY & set(_pins(REPO / "requirements" / f"{part}.txt")) == set()
 
 
-@pytest.mark.parametrize("dockerfile", ["runtime/Dockerfile", "runtime/Dockerfile.cuda"])
-def test_runtime_dockerfiles_install_only_the_runtime_set(dockerfile: str) -> None:
+@pytest.mark.parametrize(("dockerfile", "part"), [("runtime/Dockerfile", "runtime"),
+                                                 ("runtime/Dockerfile.cuda", "runtime"),
+                                                 ("trainer_image/Dockerfile", "trainer"),
+                                                 ("operator/Dockerfile", "operator")])
+def test_dockerfiles_install_only_their_set(dockerfile: str, part: str) -> None:
     text = (REPO / dockerfile).read_text()
-    assert "COPY requirements/runtime.txt" in text and "COPY requirements.txt" not in text
+    assert f"COPY requirements/{part}.txt" in text and "COPY requirements.txt" not in text
+    if dockerfile in ("trainer_image/Dockerfile", "runtime/Dockerfile.cuda"):
+        # The GPU images take torch's pin from PyPI (a CUDA 13 build with its libraries as wheels): the
+        # PyTorch index of an older CUDA base has no wheel for it.
+        assert "--index-url" not in text
 
 
 def test_dockerignore_keeps_tests_and_the_tiny_model_builder_out() -> None:
