@@ -85,8 +85,14 @@ def parse_sensevoice(raw: str) -> ParsedTranscript:
     event = _first(names, EVENT_TAGS)
     itn_name = _first(names, ITN_TAGS)
     itn = None if not itn_name else itn_name == "withitn"
+    text = strip_tags(raw)
+    languages = [name for name in names if name in LANGUAGE_TAGS]
+    if languages and all(name == "nospeech" for name in languages):
+        # The model itself says there is no speech: tokens after that tag are noise, not words (a
+        # half-trained or fine-tuned model can emit some, e.g. after the ITN tag on silence).
+        text = ""
     return ParsedTranscript(
-        text=strip_tags(raw),
+        text=text,
         lang=lang,
         emotion=emotion,
         event=event,

@@ -29,11 +29,18 @@ CASES = [
         ("", "nospeech", "EMO_UNKNOWN", "Event_UNK", False),
     ),
     (
+        "words after a no-speech tag are noise the model emitted",
+        "<|nospeech|><|EMO_UNKNOWN|><|Event_UNK|><|withitn|>Hello",
+        ("", "nospeech", "EMO_UNKNOWN", "Event_UNK", True),
+    ),
+    (
         "two segments keep the words between them (a greedy <|.*|> would not)",
         "<|en|><|NEUTRAL|><|Speech|><|woitn|>first part<|en|><|SAD|><|Speech|><|woitn|>second part",
         ("first part second part", "en", "NEUTRAL", "Speech", False),
     ),
     ("chinese segments join without a space", "<|zh|>你好<|zh|>世界", ("你好世界", "zh", "", "", None)),
+    ("a no-speech segment beside a speech one keeps the words", "<|nospeech|><|en|>hi", ("hi", "nospeech", "", "",
+                                                                                       None)),
     ("broken tag is text", "a <| b |> c", ("a <| b |> c", "", "", "", None)),
     ("pipe text is text", "x|>y<|z", ("x|>y<|z", "", "", "", None)),
     ("unknown tag removed, not classified", "<|SPECIAL_TOKEN_3|>word", ("word", "", "", "", None)),
@@ -67,7 +74,7 @@ def test_roundtrip_property(lang: str, emotion: str, event: str, itn: bool, text
     raw = tag(lang) + tag(emotion) + tag(event) + tag("withitn" if itn else "woitn") + text
     parsed = parse_sensevoice(raw)
     assert (parsed.lang, parsed.emotion, parsed.event, parsed.itn) == (lang, emotion, event, itn)
-    assert parsed.text == text
+    assert parsed.text == ("" if lang == "nospeech" else text)  # no words where the model says no speech
 
 
 @given(first=_text, second=_text)
