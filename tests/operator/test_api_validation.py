@@ -48,7 +48,7 @@ def test_samples_apply_and_list_with_printer_columns(crds_installed, namespace: 
     assert "rollout.senseops.dev/asr-inference" in out
     header_lines = [line for line in out.splitlines() if line.startswith("NAME")]
     assert any(re.search(r"VERSION\s+FORMAT\s+PHASE\s+VERIFIED\s+AGE", h) for h in header_lines)
-    assert any(re.search(r"BASE\s+OUTPUT\s+GPUS\s+PHASE\s+AGE", h) for h in header_lines)
+    assert any(re.search(r"BASE\s+OUTPUT\s+GPUS\s+PHASE\s+STAGE\s+DATA\s+STEP\s+AGE", h) for h in header_lines)
     assert any(re.search(r"STABLE\s+CANDIDATE\s+WEIGHT\s+STEP\s+PHASE\s+AGE", h) for h in header_lines)
     # Defaults from the models are applied by the API server.
     ftj = crds_installed.get_json("finetunejob", "anchor-1001-nov", "-n", namespace)

@@ -44,10 +44,22 @@ def public_matches(doc: dict[str, Any]) -> Iterator[tuple[str, str]]:
 def _routes() -> list[tuple[str, str, str]]:
     found = []
     for file in sorted(MANIFESTS.rglob("*.yaml")):
+        if "templates" in file.relative_to(MANIFESTS).parts:  # Helm templates: checked rendered, below
+            continue
         for doc in yaml.safe_load_all(file.read_text()):
             if isinstance(doc, dict):
                 found += [(str(file.relative_to(MANIFESTS)), t, p) for t, p in public_matches(doc)]
     return found
+
+
+def _chart_routes() -> list[tuple[str, str, str]]:
+    """The Helm chart rendered with both its Ingress and its HTTPRoute."""
+    from tests.helm.chart import render_chart
+
+    text = render_chart([], ["runtime.httpRoute.enabled=true", "runtime.httpRoute.parentRefs[0].name=gw"],
+                        include_crds=False)
+    return [("helm", t, p) for doc in yaml.safe_load_all(text) if isinstance(doc, dict)
+            for t, p in public_matches(doc)]
 
 
 @pytest.mark.parametrize(
@@ -66,9 +78,10 @@ def test_path_matching(path_type: str, rule: str, request_path: str, expected: b
     assert path_matches(path_type, rule, request_path) is expected
 
 
-def test_public_routes_expose_the_api_but_not_metrics_usage_or_probes() -> None:
-    routes = _routes()
-    assert routes, "expected the runtime Ingress in manifests/"
+@pytest.mark.parametrize("source", ["kustomize", "helm"])
+def test_public_routes_expose_the_api_but_not_metrics_usage_or_probes(source: str) -> None:
+    routes = _routes() if source == "kustomize" else _chart_routes()
+    assert routes, f"expected the runtime's public routes in the {source} manifests"
     leaks = [(f, t, p, private) for f, t, p in routes for private in PRIVATE if path_matches(t, p, private)]
     assert leaks == []
     for public in PUBLIC:
