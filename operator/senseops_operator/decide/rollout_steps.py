@@ -227,7 +227,8 @@ def _apply_verbs(w: _Work, verbs: frozenset[Verb]) -> None:
     s = w.s
     if "retry" in verbs and s.abort:
         _restart(w, "retry requested after abort")
-    if "abort" in verbs and not s.abort and s.outcome is None:
+    if (("abort" in verbs and not s.abort) or (s.abort and s.abort_reason is None)) and s.outcome is None:
+        # `status.abort: true` set by the CLI arrives without a reason; the annotation verb sets it here.
         s.abort, s.abort_reason = True, "aborted by hand"
         w.event("Warning", "AbortRequested", "aborted by hand; traffic returns to stable")
     if "pause" in verbs and s.outcome is None and not s.abort:
@@ -412,6 +413,7 @@ def _run_step(w: _Work, verbs: frozenset[Verb]) -> None:
     if ready == 0:
         w.add_pause("CandidateNotReady", f"0/{need} candidate pods ready; no traffic goes to the candidate")
         w.set_weight(0)
+        w.wake_in(POLL_SECONDS)
         _check_deadline(w, "CandidateNotReady", f"0/{need} candidate pods ready")
         return
     w.drop_pause("CandidateNotReady", "candidate pods are ready")
