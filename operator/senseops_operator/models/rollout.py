@@ -72,11 +72,26 @@ class TrafficRouting(ApiModel):
     gateway_api: GatewayRouting | None = Field(default=None, alias="gatewayAPI")
 
 
+MetricTemplate = Literal[
+    "error-ratio", "error-ratio-vs-stable", "p95-final-latency", "p95-final-latency-vs-stable", "rtf-p95",
+    "rtf-p95-vs-stable",
+]
+
+
 class PrometheusProvider(ApiModel):
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": rules(cel("has(self.query) != has(self.template)", "set exactly one of query or template"))
+    }
+
     address: str = Field(max_length=512, pattern=c.HTTP_URL_PATTERN, description="Prometheus base URL.")
-    query: str = Field(
-        min_length=1, max_length=4096, description="PromQL; {{candidate}}/{{stable}}/{{namespace}} are substituted."
+    query: str | None = Field(
+        default=None, min_length=1, max_length=4096,
+        description="PromQL; {{candidate}}/{{stable}}/{{namespace}}/{{window}} are substituted.",
     )
+    template: MetricTemplate | None = Field(
+        default=None, description="A built-in query over the runtime's own metrics instead of writing PromQL.",
+    )
+    window: str = Field(default="1m", pattern=r"^[0-9]+[smh]$", description="Rate window substituted for {{window}}.")
 
 
 class MetricProvider(ApiModel):
