@@ -107,6 +107,7 @@ def test_good_candidate_goes_5_50_100_and_is_promoted(setup: tuple[Any, str, Ope
             break
         time.sleep(0.3)
     status = obj.get("status") or {}
+    print(f"\nconfirmed weights seen: {seen}")
     assert status.get("outcome") == "Promoted", f"{json.dumps(status, indent=1)}\n{operator.log_tail()}"
     assert status["phase"] == "Healthy" and status["stableModel"] == "v2" and status["previousStableModel"] == "v1"
     # every step's weight was confirmed in order (polling may miss a short-lived value, never reorder them)
@@ -116,7 +117,7 @@ def test_good_candidate_goes_5_50_100_and_is_promoted(setup: tuple[Any, str, Ope
     route = cluster.get_json("httproute", "asr", "-n", ns)
     refs = {r["name"]: r["weight"] for r in route["spec"]["rules"][0]["backendRefs"]}
     assert refs == {"asr": 100, "ro-canary": 0}
-    stable = cluster.get_json("deployment", "asr", "-n", ns)
+    stable = cluster.get_json("deployment", "asr", "-n", ns, "--show-managed-fields")
     template = stable["spec"]["template"]
     assert template["metadata"]["labels"]["app.kubernetes.io/version"] == "v2"
     env = {e["name"]: e.get("value") for e in template["spec"]["containers"][0]["env"]}
