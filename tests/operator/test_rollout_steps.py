@@ -35,6 +35,7 @@ class Case:
     serving: str | None = "v1"
     phases: dict[str, str | None] = field(default_factory=lambda: READY)
     spec_changes: dict[str, Any] = field(default_factory=dict)
+    target_missing: str | None = None
     # expected
     phase: str = "Progressing"
     actions: tuple[rs.Action, ...] = ()
@@ -55,6 +56,8 @@ CASES = [
          event="RolloutStarted"),
     Case("models not ready: pending, nothing created", {}, phases={"v1": "Ready", "v2": None},
          phase="Pending", step=0, desired=0),
+    Case("target Deployment missing: pending, nothing written", {}, router=None, phase="Pending", step=0, desired=0,
+         target_missing="target Deployment asr not found"),
     Case("no ready candidate pods: weight stays 0", st(), ready=0,
          actions=(rs.ScaleCandidate("v2", 1),), desired=0, pauses=("CandidateNotReady",)),
     Case("crashed candidate mid-rollout: traffic taken away", st(currentStepIndex=2, desiredWeight=50,
@@ -166,7 +169,7 @@ def test_transition(case: Case) -> None:
     obs = rs.RolloutObservation(
         generation=1, model_phases=case.phases, stable_replicas=4, candidate_ready_replicas=case.ready,
         router_weight=case.router, stable_serving_model=case.serving, results=case.results,
-        annotation_verb=case.annotation,
+        annotation_verb=case.annotation, target_missing=case.target_missing,
     )
     d = rs.decide(s, status, obs, T0 + timedelta(seconds=case.at))
     assert d.status.phase == case.phase, d.status.message
@@ -182,6 +185,15 @@ def test_transition(case: Case) -> None:
     if case.event is not None:
         assert case.event in [e.reason for e in d.events]
     assert d.requeue_after is None or d.requeue_after >= rs.ADVANCE_SECONDS
+
+
+def test_conditions_say_whether_models_resolved() -> None:
+    obs = rs.RolloutObservation(1, {"v1": "Ready", "v2": None}, 4, 0, 0)
+    d = rs.decide(SPEC, RolloutStatus(), obs, T0)
+    by_type = {c.type: c for c in d.status.conditions}
+    assert (by_type["ModelsResolved"].status, by_type["ModelsResolved"].reason) == ("False", "ModelNotFound")
+    assert by_type["Accepted"].status == "True" and d.status.actual_weight == 0
+    assert "candidate ASRModel v2 not found" in (d.status.message or "")
 
 
 @pytest.mark.parametrize(

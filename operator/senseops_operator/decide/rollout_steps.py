@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from senseops_operator.decide import analysis
 from senseops_operator.decide.common import Decision, Event, condition, merge_conditions, timestamp
+from senseops_operator.decide.references import models_resolved
 from senseops_operator.models.rollout import (
     AnalysisMetric,
     Measurement,
@@ -67,6 +68,7 @@ class RolloutObservation:
     stable_serving_model: str | None = None  # model every available stable pod runs (None: mixed / rolling)
     results: tuple[analysis.MetricResult, ...] = ()  # metrics measured for this reconcile
     annotation_verb: str | None = None  # value of the senseops.dev/verb annotation, if any
+    target_missing: str | None = None  # why the target Deployment/Service cannot be used (None: both exist)
 
 
 # ---- what the handler must do ---------------------------------------------------------------------------
@@ -501,7 +503,7 @@ def decide(spec: RolloutSpec, status: RolloutStatus, obs: RolloutObservation, no
     """One reconcile of a Rollout: the new status, the actions to perform in order, events, next look."""
     w = _Work(spec=spec, obs=obs, now=now, s=status.model_copy(deep=True))
     s = w.s
-    s.actual_weight = obs.router_weight if obs.router_weight is not None else s.actual_weight
+    s.actual_weight = obs.router_weight if obs.router_weight is not None else (s.actual_weight or 0)
     candidate = spec.candidate_model.name
     if s.candidate_model not in (None, candidate) and s.outcome != "Promoted" and obs.router_weight != 0:
         # Take the old candidate's traffic away before its pods change model (verbs wait for the next look).
@@ -523,6 +525,10 @@ def decide(spec: RolloutSpec, status: RolloutStatus, obs: RolloutObservation, no
         _restart(w, f"candidate changed from {old} to {candidate}; restarting from step 1")
     _apply_verbs(w, verbs)
 
+    if obs.target_missing is not None:
+        w.notes.append(f"pending: {obs.target_missing}")
+        w.wake_in(30.0)
+        return _finish(w, status, phase="Pending")
     not_started = (s.current_step_index or 0) == 0 and (s.desired_weight or 0) == 0 and not s.abort
     pending = _models_ready(w) if not_started and s.outcome is None else None
     if pending is not None:
@@ -569,8 +575,10 @@ def _finish(w: _Work, before: RolloutStatus, phase: RolloutPhase | None = None) 
         s.message,
     )
     accepted = condition("Accepted", "True", "SpecValid", f"weight plan {plan}")
+    resolved = models_resolved({"stableModel": s.stable_model or w.spec.stable_model.name,
+                                "candidateModel": w.spec.candidate_model.name}, dict(w.obs.model_phases))
     old_conditions = [c.model_dump(by_alias=True, exclude_none=True) for c in before.conditions]
-    merged = merge_conditions(old_conditions, [accepted, progressing], w.now, w.obs.generation)
+    merged = merge_conditions(old_conditions, [accepted, resolved, progressing], w.now, w.obs.generation)
     s.conditions = RolloutStatus.model_validate({"conditions": merged}).conditions
     requeue = min(w.wakeups) if w.wakeups else None
     if requeue is not None:

@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from senseops_operator import constants as c
 from senseops_operator.decide import rollout_steps as steps
 from senseops_operator.decide import rollout_workloads as workloads
+from senseops_operator.decide.analysis import MetricResult
 from senseops_operator.decide.common import Event
 from senseops_operator.handlers.record import measured
 from senseops_operator.models.asrmodel import ASRModelSpec, ASRModelStatus
@@ -90,26 +91,26 @@ def reconcile_once(api: client.ApiClient, namespace: str, name: str, logger: log
     models = {n: _get(api, custom.get_namespaced_custom_object, c.GROUP, c.VERSION, namespace, "asrmodels", n)
               for n in {stable_name, spec.candidate_model.name}}
     phases = {n: (None if m is None else (m.get("status") or {}).get("phase") or "Pending") for n, m in models.items()}
+    missing = None
     if target is None or stable_service is None:
-        missing = f"Deployment {spec.target.deployment}" if target is None else f"Service {spec.target.service}"
-        message = f"target {missing} not found in {namespace}; create it or fix spec.target"
-        _write_status(custom, namespace, name, {"phase": "Pending", "message": message})
-        return Pass(obj, (), IDLE_SECONDS)
-    router = _router(api, spec, obj, owner)
-    try:
-        router_weight = router.confirmed_weight()
-    except RouterError as exc:
-        logger.warning("router: %s", exc)
-        router_weight = None
-    context = QueryContext(candidate=spec.candidate_model.name, stable=stable_name, namespace=namespace)
-    results = tuple(provider_for(m).measure(m, context) for m in steps.metrics_due(spec, status, now))
+        what = f"Deployment {spec.target.deployment}" if target is None else f"Service {spec.target.service}"
+        missing = f"target {what} not found in {namespace}; create it or fix spec.target"
+    router_weight: int | None = None
+    results: tuple[MetricResult, ...] = ()
+    if missing is None:
+        try:
+            router_weight = _router(api, spec, obj, owner).confirmed_weight()
+        except RouterError as exc:
+            logger.warning("router: %s", exc)
+        context = QueryContext(candidate=spec.candidate_model.name, stable=stable_name, namespace=namespace)
+        results = tuple(provider_for(m).measure(m, context) for m in steps.metrics_due(spec, status, now))
     annotation = ((obj["metadata"].get("annotations") or {}).get(steps.VERB_ANNOTATION))
     observation = steps.RolloutObservation(
         generation=int(obj["metadata"].get("generation") or 0), model_phases=phases,
-        stable_replicas=int((target.get("spec") or {}).get("replicas", 1)),
+        stable_replicas=int(((target or {}).get("spec") or {}).get("replicas", 1)),
         candidate_ready_replicas=workloads.ready_replicas_of(canary, spec.candidate_model.name),
         router_weight=router_weight, stable_serving_model=workloads.serving_model(target), results=results,
-        annotation_verb=annotation,
+        annotation_verb=annotation, target_missing=missing,
     )
 
     # ---- decide
@@ -119,6 +120,7 @@ def reconcile_once(api: client.ApiClient, namespace: str, name: str, logger: log
     events = list(decision.events)
     for action in decision.actions:
         try:
+            assert target is not None and stable_service is not None  # decide acts only when both exist
             _perform(api, action, obj, owner, target, stable_service, models)
         except (RouterError, ApiException) as exc:
             text = exc.reason if isinstance(exc, ApiException) else str(exc)
