@@ -23,6 +23,8 @@ from tests.gateway.conftest import GATEWAY_CLASS, gateway_crds, gateway_dataplan
 from tests.gateway.helpers import gateway, http_route
 from tests.operator.cases import asr_model
 from tests.operator.operator_process import OperatorProcess
+from tests.operator.test_rollout_providers import exporter, prometheus  # noqa: F401 - fixtures
+from tests.servers.prometheus import PrometheusServer
 
 pytestmark = [pytest.mark.cluster]
 LABELS = {"app.kubernetes.io/name": "senseops-runtime", "app.kubernetes.io/instance": "asr"}
@@ -91,22 +93,26 @@ def rollout_manifest(ns: str) -> dict[str, Any]:
                      "progressDeadlineSeconds": 120, "scaleDownDelaySeconds": 2}}
 
 
-def test_good_candidate_goes_5_50_100_and_is_promoted(setup: tuple[Any, str, OperatorProcess]) -> None:
-    cluster, ns, operator = setup
-    kubectl_apply(cluster, ns, rollout_manifest(ns))
+def watch(cluster: Any, ns: str, until: Any, timeout_s: float = 240) -> tuple[dict[str, Any], list[int]]:
+    """Poll the Rollout until `until(status)`; return its last status and the confirmed weights seen."""
     seen: list[int] = []
-    deadline = time.monotonic() + 240
-    obj: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout_s
+    status: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        obj = cluster.get_json("rollout", "ro", "-n", ns)
-        status = obj.get("status") or {}
+        status = cluster.get_json("rollout", "ro", "-n", ns).get("status") or {}
         weight = status.get("actualWeight")
         if weight is not None and (not seen or seen[-1] != weight):
             seen.append(weight)
-        if status.get("outcome") == "Promoted":
+        if until(status):
             break
         time.sleep(0.3)
-    status = obj.get("status") or {}
+    return status, seen
+
+
+def test_good_candidate_goes_5_50_100_and_is_promoted(setup: tuple[Any, str, OperatorProcess]) -> None:
+    cluster, ns, operator = setup
+    kubectl_apply(cluster, ns, rollout_manifest(ns))
+    status, seen = watch(cluster, ns, lambda s: s.get("outcome") == "Promoted")
     print(f"\nconfirmed weights seen: {seen}")
     assert status.get("outcome") == "Promoted", f"{json.dumps(status, indent=1)}\n{operator.log_tail()}"
     assert status["phase"] == "Healthy" and status["stableModel"] == "v2" and status["previousStableModel"] == "v1"
@@ -137,3 +143,44 @@ def test_good_candidate_goes_5_50_100_and_is_promoted(setup: tuple[Any, str, Ope
     events = cluster.get_json("events", "-n", ns, "--field-selector", "involvedObject.name=ro")["items"]
     reasons = {e["reason"] for e in events}
     assert {"RolloutStarted", "StepCompleted", "Promoted"} <= reasons, reasons
+
+
+def test_failing_analysis_aborts_then_retry_from_status_promotes(
+        setup: tuple[Any, str, OperatorProcess], prometheus: PrometheusServer, exporter: Any) -> None:  # noqa: F811
+    cluster, ns, operator = setup
+    gauge = exporter[1]
+    gauge.set(0.01)
+    manifest = rollout_manifest(ns)
+    manifest["spec"]["steps"] = [{"setWeight": 5}, {"pause": {"durationSeconds": 30}}, {"setWeight": 100}]
+    manifest["spec"]["abortScaleDownDelaySeconds"] = 2
+    query = 'max(senseops_probe_value{app_kubernetes_io_version="{{candidate}}"})'
+    manifest["spec"]["analysis"] = {"metrics": [{
+        "name": "probe", "successMax": 0.05, "intervalSeconds": 10,
+        "provider": {"prometheus": {"address": prometheus.url, "query": query}}}]}
+    kubectl_apply(cluster, ns, manifest)
+    status, _ = watch(cluster, ns, lambda s: s.get("actualWeight") == 5 and s.get("measurements"))
+    assert status["measurements"][-1]["phase"] == "Successful", status
+    gauge.set(0.5)  # the candidate regresses
+    breach = time.monotonic()
+    status, seen = watch(cluster, ns, lambda s: s.get("actualWeight") == 0 and s.get("abort"), timeout_s=60)
+    took = time.monotonic() - breach
+    print(f"\nweight back to 0 {took:.1f} s after the breach; weights seen {seen}")
+    assert status.get("phase") == "Aborted" and status.get("actualWeight") == 0, f"{status}\n{operator.log_tail()}"
+    reason = status["abortReason"]
+    assert "0.5" in reason and "<= 0.05" in reason and 'app_kubernetes_io_version="v2"' in reason
+    events = cluster.get_json("events", "-n", ns, "--field-selector", "involvedObject.name=ro")["items"]
+    assert any(e["reason"] == "AnalysisAbort" and "0.5" in e["message"] for e in events)
+    watch(cluster, ns, lambda s: s.get("outcome") == "RolledBack", timeout_s=30)
+    deadline = time.monotonic() + 30
+    while cluster.get_json("deployment", "ro-canary", "-n", ns)["spec"]["replicas"] != 0:
+        assert time.monotonic() < deadline, "candidate not scaled down after abortScaleDownDelaySeconds"
+        time.sleep(0.5)
+
+    # retry through status (as the CLI does): spec untouched, the rollout starts again and finishes
+    spec_before = cluster.get_json("rollout", "ro", "-n", ns)["spec"]
+    gauge.set(0.0)
+    cluster.kubectl("patch", "rollout", "ro", "-n", ns, "--subresource=status", "--type=merge",
+                    "-p", json.dumps({"status": {"retry": True}}))
+    status, seen = watch(cluster, ns, lambda s: s.get("outcome") == "Promoted", timeout_s=180)
+    assert status.get("outcome") == "Promoted", f"{status}\n{operator.log_tail()}"
+    assert cluster.get_json("rollout", "ro", "-n", ns)["spec"] == spec_before
