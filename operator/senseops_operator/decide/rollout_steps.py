@@ -45,7 +45,8 @@ Verb = Literal["promote", "promote-full", "abort", "retry", "pause", "resume"]
 VERBS: tuple[Verb, ...] = ("promote", "promote-full", "abort", "retry", "pause", "resume")
 VERB_ANNOTATION = "senseops.dev/verb"
 
-POLL_SECONDS = 5.0  # waiting on pods, the router or the stable Deployment
+POLL_SECONDS = 5.0  # waiting on pods or the stable Deployment
+CONFIRM_SECONDS = 1.0  # a weight was just asked for: read the router's confirmation soon
 ADVANCE_SECONDS = 1.0  # a step just completed: look again at once (one step per reconcile)
 MAX_REQUEUE_SECONDS = 300.0
 
@@ -186,7 +187,7 @@ class _Work:
         self.s.desired_weight = weight
         if self.obs.router_weight != weight:
             self.actions.append(SetWeight(weight))
-            self.wake_in(POLL_SECONDS)
+            self.wake_in(CONFIRM_SECONDS)
 
     def add_pause(self, reason: PauseReason, message: str) -> None:
         for p in self.s.pause_conditions:
