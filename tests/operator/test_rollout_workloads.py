@@ -46,6 +46,23 @@ def test_candidate_deployment_runs_the_candidate_model_on_its_own_pods() -> None
     assert env(TARGET)["SENSEOPS_MODEL_VERSION"] == "v1"  # the input is not modified
 
 
+@pytest.mark.parametrize(
+    ("name", "service_selector"),
+    [("selector with the instance label", {"app.kubernetes.io/instance": "asr"}),
+     ("selector with the name only (manifests/runtime)", {"app.kubernetes.io/name": "senseops-runtime"}),
+     ("empty selector list", {})],
+)
+def test_stable_selectors_never_match_candidate_pods(name: str, service_selector: dict[str, str]) -> None:
+    target = {**TARGET, "spec": {**TARGET["spec"], "selector": {"matchLabels": {"app.kubernetes.io/name":
+                                                                                 "senseops-runtime"}}}}
+    d = candidate_deployment(target, "r", OWNER, "v2", V2, None, 1, [service_selector])
+    labels = d["spec"]["template"]["metadata"]["labels"]
+    for selector in (service_selector, target["spec"]["selector"]["matchLabels"]):
+        assert not (selector and selector.items() <= labels.items())
+    assert d["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert labels["app.kubernetes.io/version"] == "v2"
+
+
 def test_candidate_with_a_model_image_mounts_it_by_digest() -> None:
     d = candidate_deployment(TARGET, "r", OWNER, "v2", V2, V2_IMAGE, 1)
     volume = next(v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "model")

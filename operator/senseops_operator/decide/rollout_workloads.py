@@ -67,14 +67,33 @@ def _with_model(pod_spec: dict[str, Any], name: str, spec: ASRModelSpec, status:
             pod_spec["imagePullSecrets"] = [*secrets, {"name": spec.image.pull_secret}]
 
 
+def candidate_labels(template_labels: dict[str, str], rollout: str, model: str,
+                     stable_selectors: list[dict[str, str]]) -> dict[str, str]:
+    """Pod labels for the candidate: the template's, with its own instance and version, and changed wherever
+    a stable selector (the stable Service's, the target Deployment's) would otherwise match them, so the
+    stable side never selects a candidate pod (e.g. a Service selecting only `app.kubernetes.io/name`)."""
+    name = canary_name(rollout)
+    labels = {**template_labels, INSTANCE_LABEL: name, VERSION_LABEL: model, ROLLOUT_LABEL: rollout}
+    for selector in stable_selectors:
+        if selector and selector.items() <= labels.items():
+            for key, value in selector.items():
+                labels[key] = f"{value[:MAX_LABEL - len(CANARY_SUFFIX)]}{CANARY_SUFFIX}"
+    return labels
+
+
+MAX_LABEL = 63
+CANARY_SUFFIX = "-canary"
+
+
 def candidate_deployment(target: dict[str, Any], rollout: str, owner: dict[str, Any], model: str,
                          model_spec: ASRModelSpec, model_status: ASRModelStatus | None, replicas: int,
-                         ) -> dict[str, Any]:
+                         stable_selectors: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """The candidate Deployment: the target's pod template with the candidate model, owned by the Rollout."""
     name = canary_name(rollout)
     template = copy.deepcopy((target.get("spec") or {}).get("template") or {})
     meta = template.setdefault("metadata", {})
-    labels = {**(meta.get("labels") or {}), INSTANCE_LABEL: name, VERSION_LABEL: model, ROLLOUT_LABEL: rollout}
+    target_selector = ((target.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    labels = candidate_labels(meta.get("labels") or {}, rollout, model, [target_selector, *(stable_selectors or [])])
     meta["labels"] = labels
     _with_model(template.setdefault("spec", {}), model, model_spec, model_status)
     return {

@@ -148,8 +148,9 @@ def _perform(api: client.ApiClient, action: steps.Action, obj: dict[str, Any], o
     match action:
         case steps.ScaleCandidate(model=model, replicas=replicas):
             model_spec, model_status = _model(models, model)
+            selector = (stable_service.get("spec") or {}).get("selector") or {}
             deployment = workloads.candidate_deployment(target, name, owner, model, model_spec, model_status,
-                                                        replicas)
+                                                        replicas, [selector])
             server_side_apply(api, f"/apis/apps/v1/namespaces/{ns}/deployments/{workloads.canary_name(name)}",
                               deployment)
             service = workloads.candidate_service(stable_service, name, owner)
