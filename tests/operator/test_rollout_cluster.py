@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from senseops_common.storage import StoreConfig, local_directory_manifest, open_store
@@ -184,3 +185,41 @@ def test_failing_analysis_aborts_then_retry_from_status_promotes(
     status, seen = watch(cluster, ns, lambda s: s.get("outcome") == "Promoted", timeout_s=180)
     assert status.get("outcome") == "Promoted", f"{status}\n{operator.log_tail()}"
     assert cluster.get_json("rollout", "ro", "-n", ns)["spec"] == spec_before
+
+
+def test_prometheus_down_pauses_and_operator_restart_keeps_the_step(
+        setup: tuple[Any, str, OperatorProcess], prometheus: PrometheusServer, exporter: Any) -> None:  # noqa: F811
+    cluster, ns, operator = setup
+    exporter[1].set(0.0)
+    manifest = rollout_manifest(ns)
+    manifest["spec"]["steps"] = [{"setWeight": 5}, {"pause": {"durationSeconds": 15}}, {"setWeight": 50},
+                                 {"pause": {"durationSeconds": 5}}, {"setWeight": 100}]
+    query = 'max(senseops_probe_value{app_kubernetes_io_version="{{candidate}}"})'
+    manifest["spec"]["analysis"] = {"metrics": [{
+        "name": "probe", "successMax": 0.05, "intervalSeconds": 10, "consecutiveErrorLimit": 1,
+        "inconclusiveLimit": 3, "provider": {"prometheus": {"address": prometheus.url, "query": query}}}]}
+    kubectl_apply(cluster, ns, manifest)
+    watch(cluster, ns, lambda s: s.get("actualWeight") == 5 and s.get("measurements"))
+    prometheus.stop()
+    try:
+        status, _ = watch(cluster, ns, lambda s: any(p["reason"] == "ProviderErrors"
+                                                     for p in s.get("pauseConditions") or []), timeout_s=60)
+        assert status.get("phase") == "Paused", f"{status}\n{operator.log_tail()}"
+        step = status["currentStepIndex"]
+        time.sleep(20)  # the 15 s pause is long over: a blind rollout must not advance
+        status = cluster.get_json("rollout", "ro", "-n", ns)["status"]
+        assert status["currentStepIndex"] == step and status["actualWeight"] == 5, status
+        operator.stop()
+        operator.start()
+        time.sleep(3)
+        status = cluster.get_json("rollout", "ro", "-n", ns)["status"]
+        assert status["currentStepIndex"] == step and status["actualWeight"] == 5, status
+    finally:
+        prometheus.start()
+    status, seen = watch(cluster, ns, lambda s: s.get("outcome") == "Promoted", timeout_s=180)
+    assert status.get("outcome") == "Promoted", f"{status}\n{operator.log_tail()}"
+    assert seen == [5, 50, 100, 0], seen  # no jump, nothing repeated
+    events = cluster.get_json("events", "-n", ns, "--field-selector", "involvedObject.name=ro")["items"]
+    assert any(e["reason"] == "Resumed" and "ProviderErrors" in e["message"] for e in events)
+    text = httpx.get(operator.metrics_url, timeout=5).text
+    assert f'senseops_rollout_phase{{namespace="{ns}",phase="Healthy",rollout="ro"}} 1.0' in text

@@ -17,6 +17,7 @@ from typing import Any
 import kopf
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from prometheus_client import Counter, Gauge
 
 from senseops_operator import constants as c
 from senseops_operator.decide import rollout_steps as steps
@@ -34,6 +35,16 @@ from senseops_operator.routers.nginx import NginxRouter
 
 PLURAL = "rollouts"
 IDLE_SECONDS = 30.0  # when the decision names no time to look again
+PHASES = ("Pending", "Progressing", "Paused", "Healthy", "Degraded", "Aborted")
+
+# Rollout metrics (served on the operator's /metrics with the reconcile metrics).
+ROLLOUT_WEIGHT = Gauge("senseops_rollout_weight_percent", "Candidate weight the router confirms.",
+                       ["namespace", "rollout"])
+ROLLOUT_PHASE = Gauge("senseops_rollout_phase", "1 for the Rollout's current phase.", ["namespace", "rollout", "phase"])
+ROLLOUT_STEP = Gauge("senseops_rollout_step", "Index of the current step (steps count = promotion).",
+                     ["namespace", "rollout"])
+ROLLOUT_MEASUREMENTS = Counter("senseops_rollout_measurements_total", "Analysis verdicts by metric and phase.",
+                               ["namespace", "rollout", "metric", "phase"])
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,7 @@ def reconcile_once(api: client.ApiClient, namespace: str, name: str, logger: log
 
     # ---- record (once)
     _write_status(custom, namespace, name, decision.status_patch)
+    _export(namespace, name, decision.status, len(results))
     return Pass(obj, tuple(events), decision.requeue_after or IDLE_SECONDS)
 
 
@@ -164,6 +176,15 @@ def _perform(api: client.ApiClient, action: steps.Action, obj: dict[str, Any], o
         case steps.ClearVerbAnnotation():
             client.CustomObjectsApi(api).patch_namespaced_custom_object(
                 c.GROUP, c.VERSION, ns, PLURAL, name, {"metadata": {"annotations": {steps.VERB_ANNOTATION: None}}})
+
+
+def _export(namespace: str, name: str, status: RolloutStatus, measured_now: int) -> None:
+    ROLLOUT_WEIGHT.labels(namespace, name).set(status.actual_weight or 0)
+    ROLLOUT_STEP.labels(namespace, name).set(status.current_step_index or 0)
+    for phase in PHASES:
+        ROLLOUT_PHASE.labels(namespace, name, phase).set(1 if status.phase == phase else 0)
+    for m in status.measurements[len(status.measurements) - measured_now:] if measured_now else []:
+        ROLLOUT_MEASUREMENTS.labels(namespace, name, m.metric, m.phase).inc()
 
 
 def _write_status(custom: client.CustomObjectsApi, namespace: str, name: str, status: dict[str, Any]) -> None:
