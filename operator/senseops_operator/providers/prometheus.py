@@ -47,12 +47,18 @@ class PrometheusProvider:
 
     def __init__(self, address: str, client: httpx.Client | None = None) -> None:
         self.address = address.rstrip("/")
-        self.client = client or httpx.Client(timeout=TIMEOUT_SECONDS)
+        self.client = client  # None: one short-lived client per measurement (nothing left open)
 
     def measure(self, metric: AnalysisMetric, context: QueryContext) -> MetricResult:
         query = resolved_query(metric, context)
+        if self.client is not None:
+            return self._measure(self.client, metric, query)
+        with httpx.Client(timeout=TIMEOUT_SECONDS) as client:
+            return self._measure(client, metric, query)
+
+    def _measure(self, client: httpx.Client, metric: AnalysisMetric, query: str) -> MetricResult:
         try:
-            response = self.client.get(f"{self.address}/api/v1/query", params={"query": query})
+            response = client.get(f"{self.address}/api/v1/query", params={"query": query})
             body = response.json() if response.headers.get("content-type", "").startswith("application/json") \
                 else None
             if body is None:
