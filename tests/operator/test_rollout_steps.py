@@ -36,6 +36,7 @@ class Case:
     phases: dict[str, str | None] = field(default_factory=lambda: READY)
     spec_changes: dict[str, Any] = field(default_factory=dict)
     target_missing: str | None = None
+    stable_template: str | None = None
     # expected
     phase: str = "Progressing"
     actions: tuple[rs.Action, ...] = ()
@@ -122,6 +123,12 @@ CASES = [
     Case("abort flag from the CLI: weight 0", st(currentStepIndex=2, desiredWeight=50, abort=True), router=50,
          ready=2, phase="Aborted", actions=(rs.SetWeight(0),), desired=0, extra={"abortReason": "aborted by hand"},
          event="AbortRequested"),
+    Case("aborted mid-promotion after stable moved: stable moves back before traffic leaves the candidate",
+         st(currentStepIndex=5, desiredWeight=100, abort=True), router=100, ready=4, serving=None,
+         stable_template="v2", phase="Aborted", actions=(rs.MoveStable("v1"),), desired=100),
+    Case("aborted and stable back on v1: weight 0", st(currentStepIndex=5, desiredWeight=100, abort=True),
+         router=100, ready=4, serving="v1", stable_template="v1", phase="Aborted", actions=(rs.SetWeight(0),),
+         desired=0),
     Case("aborted and router at 0: rolled back, scale-down scheduled", st(abort=True, abortReason="x"), router=0,
          phase="Aborted", desired=0, extra={"outcome": "RolledBack", "scaleDownAt": "2026-11-29T07:00:31Z"},
          event="RolledBack"),
@@ -170,6 +177,7 @@ def test_transition(case: Case) -> None:
         generation=1, model_phases=case.phases, stable_replicas=4, candidate_ready_replicas=case.ready,
         router_weight=case.router, stable_serving_model=case.serving, results=case.results,
         annotation_verb=case.annotation, target_missing=case.target_missing,
+        stable_template_model=case.stable_template,
     )
     d = rs.decide(s, status, obs, T0 + timedelta(seconds=case.at))
     assert d.status.phase == case.phase, d.status.message

@@ -70,6 +70,7 @@ class RolloutObservation:
     results: tuple[analysis.MetricResult, ...] = ()  # metrics measured for this reconcile
     annotation_verb: str | None = None  # value of the senseops.dev/verb annotation, if any
     target_missing: str | None = None  # why the target Deployment/Service cannot be used (None: both exist)
+    stable_template_model: str | None = None  # model in the stable Deployment's pod template (version label)
 
 
 # ---- what the handler must do ---------------------------------------------------------------------------
@@ -321,6 +322,13 @@ def _provider_blocking(w: _Work) -> str | None:
 
 def _aborted(w: _Work) -> None:
     s, candidate = w.s, w.s.candidate_model or w.spec.candidate_model.name
+    if w.obs.stable_template_model not in (None, s.stable_model) and s.stable_model is not None:
+        # Aborted mid-promotion, after the stable Deployment began moving: move it back first, while the
+        # candidate still carries the traffic.
+        w.actions.append(MoveStable(s.stable_model))
+        w.notes.append(f"aborted during promotion: moving the stable Deployment back to {s.stable_model}")
+        w.wake_in(POLL_SECONDS)
+        return
     w.set_weight(0)
     if w.obs.router_weight != 0:
         w.notes.append(f"aborted ({s.abort_reason}); waiting for the router to confirm weight 0")

@@ -168,3 +168,10 @@ def ready_replicas_of(deployment: dict[str, Any] | None, model: str) -> int:
     if labels.get(VERSION_LABEL) != model or status.get("observedGeneration", 0) < meta.get("generation", 0):
         return 0
     return int(min(status.get("readyReplicas", 0), status.get("updatedReplicas", 0)))
+
+
+def template_model(deployment: dict[str, Any] | None) -> str | None:
+    """The model a Deployment's pod template asks for (its version label), rolled out or not."""
+    labels = ((((deployment or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels")
+    model = (labels or {}).get(VERSION_LABEL)
+    return str(model) if model is not None else None

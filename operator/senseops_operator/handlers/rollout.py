@@ -122,6 +122,7 @@ def reconcile_once(api: client.ApiClient, namespace: str, name: str, logger: log
         candidate_ready_replicas=workloads.ready_replicas_of(canary, spec.candidate_model.name),
         router_weight=router_weight, stable_serving_model=workloads.serving_model(target), results=results,
         annotation_verb=annotation, target_missing=missing,
+        stable_template_model=workloads.template_model(target),
     )
 
     # ---- decide
