@@ -72,11 +72,26 @@ class TrafficRouting(ApiModel):
     gateway_api: GatewayRouting | None = Field(default=None, alias="gatewayAPI")
 
 
+MetricTemplate = Literal[
+    "error-ratio", "error-ratio-vs-stable", "p95-final-latency", "p95-final-latency-vs-stable", "rtf-p95",
+    "rtf-p95-vs-stable",
+]
+
+
 class PrometheusProvider(ApiModel):
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": rules(cel("has(self.query) != has(self.template)", "set exactly one of query or template"))
+    }
+
     address: str = Field(max_length=512, pattern=c.HTTP_URL_PATTERN, description="Prometheus base URL.")
-    query: str = Field(
-        min_length=1, max_length=4096, description="PromQL; {{candidate}}/{{stable}}/{{namespace}} are substituted."
+    query: str | None = Field(
+        default=None, min_length=1, max_length=4096,
+        description="PromQL; {{candidate}}/{{stable}}/{{namespace}}/{{window}} are substituted.",
     )
+    template: MetricTemplate | None = Field(
+        default=None, description="A built-in query over the runtime's own metrics instead of writing PromQL.",
+    )
+    window: str = Field(default="1m", pattern=r"^[0-9]+[smh]$", description="Rate window substituted for {{window}}.")
 
 
 class MetricProvider(ApiModel):
@@ -148,19 +163,43 @@ class RolloutSpec(ApiModel):
         default=c.DEFAULT_PROGRESS_DEADLINE_SECONDS, ge=c.MIN_PROGRESS_DEADLINE_SECONDS, le=86_400
     )
     abort_scale_down_delay_seconds: int = Field(default=c.DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS, ge=0, le=86_400)
+    scale_down_delay_seconds: int = Field(
+        default=c.DEFAULT_SCALE_DOWN_DELAY_SECONDS, ge=0, le=86_400,
+        description="After promotion, how long the candidate keeps its pods before it is scaled down.",
+    )
+
+
+MeasurementPhase = Literal["Successful", "Failed", "Inconclusive", "Error"]
+PauseReason = Literal["PausedByStep", "Inconclusive", "ProviderErrors", "CandidateNotReady", "Manual"]
 
 
 class Measurement(ApiModel):
+    """One analysis result, with everything needed to answer "why did it roll back?"."""
+
     metric: str
-    phase: Literal["Successful", "Failed", "Inconclusive", "Error"]
+    phase: MeasurementPhase
     value: float | None = None
+    threshold: str | None = Field(default=None, max_length=128, description="What passes, e.g. '<= 0.05'.")
     resolved_query: str | None = Field(default=None, max_length=4096)
-    message: str | None = None
+    message: str | None = Field(default=None, max_length=1024)
     at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
 
 
+class MetricTally(ApiModel):
+    """Running counts for one metric since the rollout (re)started; limits are checked against these."""
+
+    metric: str
+    successful: int = Field(default=0, ge=0)
+    failed: int = Field(default=0, ge=0)
+    inconclusive: int = Field(default=0, ge=0)
+    error: int = Field(default=0, ge=0)
+    consecutive_errors: int = Field(default=0, ge=0)
+    last_measured_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+
+
 class PauseCondition(ApiModel):
-    reason: Literal["PausedByStep", "Inconclusive", "ProviderErrors", "CandidateNotReady", "Manual"]
+    reason: PauseReason
+    message: str | None = Field(default=None, max_length=1024)
     start_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
 
 
@@ -172,10 +211,24 @@ class RolloutStatus(StatusBase):
     stable_model: str | None = None
     candidate_model: str | None = None
     previous_stable_model: str | None = None
+    step_started_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     measurements: list[Measurement] = Field(default_factory=list, max_length=c.MAX_MEASUREMENTS)
+    tallies: list[MetricTally] = Field(default_factory=list, max_length=c.MAX_ANALYSIS_METRICS)
     pause_conditions: list[PauseCondition] = Field(default_factory=list, max_length=8)
+    # Manual verbs: the CLI sets these in status (never spec, so GitOps sees no drift); the operator
+    # clears each once acted on. `abort` stays set while the rollout is aborted (cleared by retry).
     abort: bool = Field(default=False, description="Set (in status) to abort; the operator rolls back.")
-    promote: bool = Field(default=False, description="Set (in status) to skip the current pause.")
+    promote: bool = Field(default=False, description="Set (in status) to skip the current step or pause.")
+    promote_full: bool = Field(default=False, description="Set (in status) to skip all remaining steps.")
+    retry: bool = Field(default=False, description="Set (in status) after an abort to start again from step 1.")
+    pause: bool = Field(default=False, description="Set (in status) to hold the rollout where it is.")
+    resume: bool = Field(default=False, description="Set (in status) to clear a manual or inconclusive pause.")
+    abort_reason: str | None = Field(default=None, max_length=2048, description="Why it was aborted.")
+    aborted_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    scale_down_at: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}, description="When the candidate gets scaled down."
+    )
+    degraded: bool = Field(default=False, description="The progress deadline passed without progress.")
     outcome: Literal["Promoted", "RolledBack"] | None = None
     started_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     finished_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})

@@ -1,0 +1,117 @@
+"""What the Rollout writes to serve a model: candidate Deployment/Service, the stable model change, and how
+ready pods are read back (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from senseops_operator.decide.rollout_workloads import (
+    candidate_deployment,
+    candidate_service,
+    ready_replicas_of,
+    serving_model,
+    stable_model_patch,
+)
+from senseops_operator.models.asrmodel import ASRModelSpec, ASRModelStatus
+from tests.procnode.workloads import runtime_deployment
+
+OWNER = {"apiVersion": "senseops.dev/v1alpha1", "kind": "Rollout", "name": "r", "uid": "u", "controller": True}
+SHA = "ab" * 32
+V2 = ASRModelSpec.model_validate({"version": "2", "artifact": {"uri": "s3://models/m/v2/", "sha256": SHA}})
+DIGEST = "sha256:" + "cd" * 32
+V2_IMAGE = ASRModelStatus.model_validate({"image": {"reference": "reg:5000/models/m:v2", "digest": DIGEST}})
+TARGET, STABLE_SVC = runtime_deployment("ns", None, name="asr", version="v1", replicas=4)
+
+
+def env(obj: dict[str, Any]) -> dict[str, str]:
+    c = obj["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e["value"] for e in c["env"]}
+
+
+def test_candidate_deployment_runs_the_candidate_model_on_its_own_pods() -> None:
+    d = candidate_deployment(TARGET, "r", OWNER, "v2", V2, None, 2)
+    assert d["metadata"]["name"] == "r-canary" and d["metadata"]["ownerReferences"] == [OWNER]
+    assert d["spec"]["replicas"] == 2
+    labels = d["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/version"] == "v2" and labels["app.kubernetes.io/instance"] == "r-canary"
+    assert d["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    e = env(d)
+    assert (e["SENSEOPS_MODEL_URI"], e["SENSEOPS_MODEL_SHA256"], e["SENSEOPS_MODEL_VERSION"]) == (
+        "s3://models/m/v2/", SHA, "v2")
+    assert e["SENSEOPS_JWT_HS256_SECRET_FILE"]  # everything else of the template is kept
+    # the stable Service's selector does not match candidate pods
+    assert not STABLE_SVC["spec"]["selector"].items() <= labels.items()
+    assert env(TARGET)["SENSEOPS_MODEL_VERSION"] == "v1"  # the input is not modified
+
+
+@pytest.mark.parametrize(
+    ("name", "service_selector"),
+    [("selector with the instance label", {"app.kubernetes.io/instance": "asr"}),
+     ("selector with the name only (manifests/runtime)", {"app.kubernetes.io/name": "senseops-runtime"}),
+     ("empty selector list", {})],
+)
+def test_stable_selectors_never_match_candidate_pods(name: str, service_selector: dict[str, str]) -> None:
+    target = {**TARGET, "spec": {**TARGET["spec"], "selector": {"matchLabels": {"app.kubernetes.io/name":
+                                                                                 "senseops-runtime"}}}}
+    d = candidate_deployment(target, "r", OWNER, "v2", V2, None, 1, [service_selector])
+    labels = d["spec"]["template"]["metadata"]["labels"]
+    for selector in (service_selector, target["spec"]["selector"]["matchLabels"]):
+        assert not (selector and selector.items() <= labels.items())
+    assert d["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert labels["app.kubernetes.io/version"] == "v2"
+
+
+def test_candidate_with_a_model_image_mounts_it_by_digest() -> None:
+    d = candidate_deployment(TARGET, "r", OWNER, "v2", V2, V2_IMAGE, 1)
+    volume = next(v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "model")
+    assert volume == {"name": "model", "image": {"reference": f"reg:5000/models/m:v2@{DIGEST}",
+                                                 "pullPolicy": "IfNotPresent"}}
+    assert env(d)["SENSEOPS_MODEL_URI"] == "file:///models/models"
+
+
+def test_candidate_service_selects_only_candidate_pods() -> None:
+    s = candidate_service(STABLE_SVC, "r", OWNER)
+    pods = candidate_deployment(TARGET, "r", OWNER, "v2", V2, None, 1)["spec"]["template"]["metadata"]["labels"]
+    assert s["spec"]["selector"].items() <= pods.items() and s["spec"]["ports"] == STABLE_SVC["spec"]["ports"]
+
+
+def test_stable_patch_owns_only_the_model_fields() -> None:
+    p = stable_model_patch(TARGET, "v2", V2, None)
+    assert p["metadata"] == {"name": "asr", "namespace": "ns"}
+    assert p["spec"] == {"template": {"metadata": {"labels": {"app.kubernetes.io/version": "v2"}}, "spec": {
+        "containers": [{"name": "runtime", "env": [
+            {"name": "SENSEOPS_MODEL_URI", "value": "s3://models/m/v2/"},
+            {"name": "SENSEOPS_MODEL_SHA256", "value": SHA}, {"name": "SENSEOPS_MODEL_VERSION", "value": "v2"}]}]}}}
+
+
+def deployment(gen: int, observed: int, replicas: int, updated: int, available: int, ready: int,
+               version: str = "v2", total: int | None = None) -> dict[str, Any]:
+    return {"metadata": {"generation": gen},
+            "spec": {"replicas": replicas,
+                     "template": {"metadata": {"labels": {"app.kubernetes.io/version": version}}}},
+            "status": {"observedGeneration": observed, "replicas": total if total is not None else replicas,
+                       "updatedReplicas": updated, "availableReplicas": available, "readyReplicas": ready}}
+
+
+@pytest.mark.parametrize(
+    ("name", "obj", "model"),
+    [("missing", None, None), ("settled", deployment(2, 2, 4, 4, 4, 4), "v2"),
+     ("controller behind", deployment(3, 2, 4, 4, 4, 4), None), ("rolling", deployment(2, 2, 4, 2, 4, 4), None),
+     ("surge pods still there", deployment(2, 2, 4, 4, 4, 5, total=5), None),
+     ("short of capacity", deployment(2, 2, 4, 4, 3, 3), None)],
+)
+def test_serving_model(name: str, obj: dict[str, Any] | None, model: str | None) -> None:
+    assert serving_model(obj) == model
+
+
+@pytest.mark.parametrize(
+    ("name", "obj", "ready"),
+    [("missing", None, 0), ("ready", deployment(1, 1, 2, 2, 2, 2), 2),
+     ("other model in the template", deployment(1, 1, 2, 2, 2, 2, version="v3"), 0),
+     ("old pods ready, new not", deployment(2, 2, 2, 0, 2, 2), 0),
+     ("controller behind", deployment(2, 1, 2, 2, 2, 2), 0)],
+)
+def test_ready_replicas_of(name: str, obj: dict[str, Any] | None, ready: int) -> None:
+    assert ready_replicas_of(obj, "v2") == ready
