@@ -8,6 +8,7 @@ so the ONNX graph returns a few KB instead of a (frames × 25055) matrix.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,10 @@ def export_onnx(sensevoice: Any, out_path: Path) -> Path:
         "frame_lengths": {0: "batch"},
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The legacy exporter is chosen on purpose (dynamo=False below); its deprecation notice is not news.
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export",
+                                category=DeprecationWarning)
         torch.onnx.export(
             graph,
             dummy,
