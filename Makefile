@@ -8,7 +8,8 @@ export SENSEOPS_CACHE ?= $(HOME)/.cache/senseops
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/runtime:$(CURDIR)/trainer_image:$(CURDIR)
 # Debian packages the tests and the demo use. kubectl is not one: bookworm has none, so `make bins`
 # builds it from the pinned Kubernetes module (the same version as the API server).
-DEBIAN_PACKAGES := espeak-ng sox libsndfile1 openssl util-linux procps haproxy redis-server
+# iproute2 (ip netns, veth) and util-linux (unshare, nsenter) are what the process node runs pods with.
+DEBIAN_PACKAGES := espeak-ng sox libsndfile1 openssl util-linux procps iproute2 haproxy redis-server
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest

@@ -206,7 +206,7 @@ def status_metrics(report: EvaluationReport | None) -> dict[str, Any] | None:
     return {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
 
 
-def output_model(name: str, namespace_job: str, spec: Mapping[str, Any], package: PackagedModel,
+def output_model(job: str, spec: Mapping[str, Any], package: PackagedModel,
                  report: EvaluationReport | None) -> CreateModel:
     """The ASRModel a succeeded job publishes. A label (not an owner reference) links it to the job, so
     deleting the FineTuneJob never deletes the model."""
@@ -220,14 +220,14 @@ def output_model(name: str, namespace_job: str, spec: Mapping[str, Any], package
     if package.size_bytes:
         artifact["sizeBytes"] = package.size_bytes
     model_spec: dict[str, Any] = {
-        "version": output.get("version") or namespace_job,
+        "version": output.get("version") or job,
         "artifact": artifact,
-        "lineage": {"baseModel": spec["baseModel"]["name"], "fineTuneJob": namespace_job,
+        "lineage": {"baseModel": spec["baseModel"]["name"], "fineTuneJob": job,
                     "dataset": spec["dataset"]["source"]},
     }
     if evaluation:
         model_spec["evaluation"] = evaluation
-    return CreateModel(name=output["modelName"], labels={LABEL_FINETUNEJOB: namespace_job}, spec=model_spec)
+    return CreateModel(name=output["modelName"], labels={LABEL_FINETUNEJOB: job}, spec=model_spec)
 
 
 # --- the decision ---------------------------------------------------------------------------------------
@@ -291,7 +291,7 @@ def decide(spec: Mapping[str, Any], status: Mapping[str, Any], obs: FineTuneJobO
         elif obs.model_phases.get(output_name) is None:
             stage, requeue = "Packaging", RUNNING_RECHECK_SECONDS
             message = f"publishing ASRModel {output_name!r}"
-            actions.append(output_model(obs.name, obs.name, spec, obs.package, obs.report))
+            actions.append(output_model(obs.name, spec, obs.package, obs.report))
         else:
             stage = "Succeeded"
             metrics = f": {metrics_text(obs.report)}" if obs.report else ""

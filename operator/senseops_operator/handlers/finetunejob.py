@@ -22,7 +22,7 @@ from senseops_operator.handlers.record import measured, record
 PLURAL = "finetunejobs"
 
 
-def _observe(spec: dict[str, Any], status: dict[str, Any], name: str, namespace: str, generation: int,
+def _observe(spec: dict[str, Any], name: str, namespace: str, generation: int,
              memo: kopf.Memo) -> decide.FineTuneJobObservation:
     custom: client.CustomObjectsApi = memo.custom_api
     api = custom.api_client
@@ -91,7 +91,7 @@ async def reconcile(
     with measured("FineTuneJob"):
         generation = int(meta.get("generation") or 0)
         try:
-            observation = await asyncio.to_thread(_observe, dict(spec), dict(status), name, namespace, generation,
+            observation = await asyncio.to_thread(_observe, dict(spec), name, namespace, generation,
                                                   memo)
         except StorageError as exc:  # the store is down or refuses us: say so, look again later
             patch.status["message"] = f"cannot read the object store: {exc}"
