@@ -78,6 +78,12 @@ class OperatorProcess:
             self.proc.kill()
             self.proc.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: the operator dies mid-work, with no chance to tidy up (a node crash, an OOM kill)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def log_tail(self, lines: int = 60) -> str:
         if not self.log_path.exists():
             return ""

@@ -104,3 +104,38 @@ def test_failure_policy_exit_codes_are_the_trainers() -> None:
     from senseops_trainer import cli
 
     assert (tj.EXIT_GATE_FAILED, tj.EXIT_BAD_SETTINGS) == (cli.EXIT_GATE_FAILED, cli.EXIT_USAGE)
+
+
+def test_job_file_mirrors_state_under_the_output_store_per_job_uid() -> None:
+    """A retried pod resumes from the mirror; a re-created FineTuneJob of the same name does not."""
+    cfg = config_from_dict(tj.job_file(owner(), "/m"))
+    assert cfg.state_uri == "s3://models/runs/ml/ftj-1-u-1/state/"
+    other = owner()
+    other["metadata"]["uid"] = "u-2"
+    assert tj.job_file(other, "/m")["state_uri"] != cfg.state_uri
+    cm, _ = tj.render(owner(), "/m", "sa", None)
+    assert yaml.safe_load(cm["data"][tj.JOB_FILE_KEY])["state_uri"] == cfg.state_uri
+
+
+@pytest.mark.parametrize(
+    ("settings", "check"),
+    [
+        pytest.param({"train.num_threads": "2"}, lambda cfg: cfg.train.num_threads == 2, id="a number"),
+        pytest.param({"filters.min_confidence": "0.5"}, lambda cfg: cfg.filters.min_confidence == 0.5,
+                     id="overrides a rendered value"),
+        pytest.param({"train.extra_overrides": "['++train_conf.log_interval=1']"},
+                     lambda cfg: cfg.train.extra_overrides == ("++train_conf.log_interval=1",), id="a list"),
+    ],
+)
+def test_trainer_settings_reach_the_trainer(settings: dict[str, str], check: Any) -> None:
+    spec_owner = owner(hyperparameters={"trainerSettings": settings, "checkpointEverySteps": 50})
+    cfg = config_from_dict(tj.job_file(spec_owner, "/m"))
+    assert check(cfg) and cfg.train.save_every_steps == 50
+
+
+def test_an_unknown_trainer_setting_is_left_for_the_trainer_to_refuse() -> None:
+    """The operator does not second-guess the trainer's settings: the trainer refuses them (exit 64)."""
+    rendered = tj.job_file(owner(hyperparameters={"trainerSettings": {"train.no_such_knob": "1"}}), "/m")
+    assert rendered["train"]["no_such_knob"] == 1
+    with pytest.raises(ValueError, match="no_such_knob"):
+        config_from_dict(rendered)

@@ -21,10 +21,11 @@ from typing import Any
 import yaml
 
 from senseops_common.storage import StorageError
-from senseops_trainer.config import load_config
+from senseops_trainer.config import TrainerConfig, load_config
 from senseops_trainer.context import GateFailed, RunContext, StageFailed
 from senseops_trainer.pipeline import STAGES, run_all, run_stage
 from senseops_trainer.progress import ProgressLog, status_sink_from_env
+from senseops_trainer.state_sync import WorkdirMirror
 
 EXIT_FAILED = 2
 EXIT_GATE_FAILED = 3
@@ -58,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _restore_state(cfg: TrainerConfig, workdir: Path, progress: ProgressLog) -> WorkdirMirror | None:
+    """With ``state_uri`` set: restore the work directory an earlier (killed) pod mirrored, then keep mirroring."""
+    if not cfg.state_uri:
+        return None
+    workdir.mkdir(parents=True, exist_ok=True)
+    mirror = WorkdirMirror(cfg.state_uri, workdir)
+    restored = mirror.restore()
+    progress.emit("state", "restored", files=len(restored), source=cfg.state_uri,
+                      message=f"resuming from {len(restored)} files of an earlier attempt" if restored else
+                      "no earlier attempt to resume")
+    return mirror
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -75,17 +89,27 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, yaml.YAMLError) as exc:
         progress.emit("config", "failed", message=str(exc))
         return EXIT_USAGE
-    ctx = RunContext(cfg=cfg, workdir=args.workdir, progress=progress)
+    mirror = None
     try:
         if args.command == "run":
-            results = run_all(ctx, until=args.until)
+            # Before the run context reads the manifest: it may come from an earlier (killed) pod.
+            mirror = _restore_state(cfg, args.workdir, progress)
+        ctx = RunContext(cfg=cfg, workdir=args.workdir, progress=progress)
+        if args.command == "run":
+            results = run_all(ctx, until=args.until, mirror=mirror)
             progress.emit("run", "done", force_status=True, message="all stages finished",
                           stages=list(results))
+            if mirror is not None and args.until is None:
+                mirror.clear()  # finished: nothing left to resume
         else:
             run_stage(ctx, args.command)
     except StageFailed as exc:
         progress.emit(exc.stage, "failed", force_status=True, message=str(exc))
-        return EXIT_GATE_FAILED if isinstance(exc, GateFailed) else EXIT_FAILED
+        if isinstance(exc, GateFailed):
+            if mirror is not None:
+                mirror.clear()  # a final answer: a retry would only reach it again
+            return EXIT_GATE_FAILED
+        return EXIT_FAILED
     except StorageError as exc:  # our storage errors are sentences already (missing key, no access, …)
         progress.emit("storage", "failed", force_status=True, message=str(exc))
         return EXIT_FAILED

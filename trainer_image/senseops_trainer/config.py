@@ -95,6 +95,9 @@ class TrainerConfig:
     """Everything one run needs."""
 
     store_uri: str = ""
+    # A store prefix the work directory is mirrored to, so a retried pod resumes (state_sync.py); "" = off.
+    state_uri: str = ""
+    state_interval_s: float = 30.0  # how often the mirror is pushed while training (checkpoints)
     base_model: str = ""  # local model directory, or a store URI of a packaged model directory
     job_name: str = "finetune"
     dataset: DatasetSelection = field(default_factory=DatasetSelection)

@@ -6,9 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from senseops_common.storage import StorageError
 from senseops_trainer import data_stages
 from senseops_trainer.context import RunContext, StageFailed
 from senseops_trainer.package import PACKAGE_DIR, fetch_model_dir, is_store_uri
+from senseops_trainer.state_sync import WorkdirMirror
 
 STAGES: tuple[str, ...] = ("collect", "filter", "normalize", "split", "train", "evaluate", "export", "package")
 BASE_MODEL_DIR = "base_model"
@@ -87,11 +89,29 @@ def run_stage(ctx: RunContext, name: str) -> dict[str, Any]:
     return functions[name]()
 
 
-def run_all(ctx: RunContext, until: str | None = None) -> dict[str, dict[str, Any]]:
-    """Run every stage in order (finished ones are skipped by the manifest); stop after ``until``."""
+def run_all(ctx: RunContext, until: str | None = None,
+            mirror: WorkdirMirror | None = None) -> dict[str, dict[str, Any]]:
+    """Run every stage in order (finished ones are skipped by the manifest); stop after ``until``.
+
+    With a ``mirror`` the work directory is pushed to the store after each stage (finished or failed) and
+    every ``state_interval_s`` while training, so a retried pod resumes instead of starting again.
+    """
     results: dict[str, dict[str, Any]] = {}
     for name in STAGES:
-        results[name] = run_stage(ctx, name)
+        if mirror is not None and name == "train":
+            mirror.start(ctx.cfg.state_interval_s)
+        try:
+            results[name] = run_stage(ctx, name)
+        finally:
+            if mirror is not None:
+                mirror.stop()
+                try:
+                    pushed = mirror.push(settle_s=0)
+                except StorageError as exc:  # the store is down: the mirror lags, the run goes on
+                    ctx.progress.emit("state", "push_failed", message=str(exc))
+                    pushed = []
+                if pushed:
+                    ctx.progress.emit("state", "pushed", files=len(pushed), after=name)
         if name == until:
             break
     return results

@@ -15,6 +15,7 @@ The pod-failure policy follows the trainer's exit codes (``senseops_trainer.cli`
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,6 +77,7 @@ def trainer_job_file(name: str, spec: Mapping[str, Any], base_model_uri: str) ->
             "warmup_steps": int(hyper.get("warmupSteps", c.DEFAULT_WARMUP_STEPS)),
             "freeze_front_blocks": int(hyper.get("freezeEncoderLayers", 0)),
             "avg_nbest": int(hyper.get("averageCheckpoints", 1)),
+            "save_every_steps": int(hyper.get("checkpointEverySteps", 0)),
             "seed": int(hyper.get("seed", 0)),
             "device": "cuda" if gpus > 0 else "cpu",
             "gpus": gpus,
@@ -91,6 +93,40 @@ def trainer_job_file(name: str, spec: Mapping[str, Any], base_model_uri: str) ->
             "export_onnx": True,
         },
     }
+
+
+def state_uri(spec: Mapping[str, Any], namespace: str, name: str, uid: str) -> str:
+    """Where the trainer mirrors its work directory so a retried pod resumes (``senseops_trainer.state_sync``).
+
+    Under the output store (the Job's credentials reach it); the uid keeps a re-created FineTuneJob of the same
+    name from resuming a stale run.
+    """
+    base = spec["output"]["storeUri"]
+    base = base if base.endswith("/") else base + "/"
+    return f"{base}runs/{namespace}/{name}-{uid[:8]}/state/"
+
+
+def with_trainer_settings(job_file: dict[str, Any], settings: Mapping[str, str]) -> dict[str, Any]:
+    """Apply ``hyperparameters.trainerSettings`` (dotted keys, YAML values) on top of the rendered job file.
+
+    Not validated here on purpose: the trainer knows its settings and refuses an unknown or invalid one with
+    exit 64, which the pod-failure policy turns into a failed job with reason BadSettings.
+    """
+    out = copy.deepcopy(job_file)
+    for dotted, raw in sorted(settings.items()):
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        *parents, leaf = dotted.split(".")
+        node = out
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[leaf] = value
+    return out
 
 
 def store_key(prefix: str, uri: str | None) -> str | None:
@@ -121,6 +157,14 @@ def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
             "controller": True, "blockOwnerDeletion": True}
 
 
+def job_file(owner: Mapping[str, Any], base_model_uri: str) -> dict[str, Any]:
+    """The job file of this FineTuneJob: its settings, the state mirror, the user's extra trainer settings."""
+    meta, spec = owner["metadata"], owner["spec"]
+    rendered = trainer_job_file(meta["name"], spec, base_model_uri)
+    rendered["state_uri"] = state_uri(spec, meta["namespace"], meta["name"], meta["uid"])
+    return with_trainer_settings(rendered, (spec.get("hyperparameters") or {}).get("trainerSettings") or {})
+
+
 def render(owner: Mapping[str, Any], base_model_uri: str, service_account: str,
            store_secret: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ConfigMap with the job file and the Job that runs the trainer on it."""
@@ -134,8 +178,7 @@ def render(owner: Mapping[str, Any], base_model_uri: str, service_account: str,
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": child_name(name, "job"), "namespace": namespace, "labels": labels,
                      "ownerReferences": refs},
-        "data": {JOB_FILE_KEY: yaml.safe_dump(trainer_job_file(name, spec, base_model_uri),
-                                              sort_keys=False)},
+        "data": {JOB_FILE_KEY: yaml.safe_dump(job_file(owner, base_model_uri), sort_keys=False)},
     }
     resources = spec.get("resources") or {}
     placement = spec.get("placement") or {}

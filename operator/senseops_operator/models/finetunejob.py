@@ -96,6 +96,16 @@ class Hyperparameters(ApiModel):
     freeze_encoder_layers: int = Field(default=0, ge=0, le=100, description="Freeze the first N encoder blocks.")
     average_checkpoints: int = Field(default=1, ge=1, le=20)
     seed: int = Field(default=0, ge=0)
+    checkpoint_every_steps: int = Field(
+        default=0, ge=0, le=1_000_000,
+        description="Also checkpoint every N steps (0 = once per epoch). A retried pod resumes from the last "
+        "checkpoint the trainer mirrored to the store.",
+    )
+    trainer_settings: dict[str, str] = Field(
+        default_factory=dict, max_length=32,
+        description="Advanced: extra trainer settings as dotted keys (e.g. train.num_threads: \"2\"), values in "
+        "YAML. The trainer validates them; an unknown or invalid one fails the job at once (BadSettings).",
+    )
 
 
 class Resources(ApiModel):
