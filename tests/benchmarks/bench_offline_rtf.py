@@ -1,4 +1,4 @@
-"""Offline real-time factor of full-size SenseVoice-Small: our engines vs FunASR's AutoModel.generate.
+"""Offline real-time factor of full-size SenseVoice-Small: our engines against the peers, side by side.
 
     .venv/bin/python tests/benchmarks/bench_offline_rtf.py [--model-dir DIR] [--threads 2] [--repeats 3]
 
@@ -7,10 +7,14 @@ The model is the full-size architecture (≈234 M parameters) with random weight
 noise. Clips of 5, 10 and 30 s are espeak-ng speech (the known sentences, repeated with short pauses).
 Every method runs in this one process on the same weights: ``funasr-generate`` is
 ``AutoModel.generate`` (FunASR's own path), ``torch`` is our torch engine (FunASR modules, best-path
-graph), ``onnx-fp32``/``onnx-int8`` are ONNX Runtime on our export. RTF = decode seconds / audio
-seconds (features included); each method runs once per round, round-robin, after a warm-up run;
-the table shows the median and the best of ``--repeats`` rounds (the best is the least disturbed by
-other processes on a shared machine).
+graph), ``onnx-fp32``/``onnx-int8`` are ONNX Runtime on our export; ``sherpa-fp32``/``sherpa-int8`` are
+sherpa-onnx's SenseVoice recogniser (C++ on ONNX Runtime, PyPI ``sherpa-onnx``) on the same weights exported
+in its layout (``senseops_runtime.engine.peer_export``). RTF = decode seconds / audio seconds (features
+included); each method runs once per round, round-robin, after a warm-up run; the table shows the median
+and the best of ``--repeats`` rounds (the best is the least disturbed by other processes on a shared
+machine), then each of our engines' ratio to the best peer, and the estimated hardware floor: the model's
+multiply-accumulates per second of audio (matrix products + attention, counted from the loaded model) over
+this machine's measured int8 GEMM rate (ONNX Runtime, the same threads).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from senseops_common import speech  # noqa: E402
 from senseops_common.testmodel import KNOWN_SENTENCES, build_fullsize_random  # noqa: E402
 from senseops_runtime.engine import DecodeOptions, load_engine  # noqa: E402
 from senseops_runtime.engine.export import ensure_exported  # noqa: E402
+from senseops_runtime.engine.peer_export import export_for_sherpa  # noqa: E402
 
 SAMPLE_RATE = 16_000
 
@@ -62,6 +67,59 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+OURS = ("torch", "onnx-fp32", "onnx-int8")
+PEERS = ("funasr-generate", "sherpa-fp32", "sherpa-int8")
+FRAMES_PER_SECOND = 100 / 6  # 10 ms fbank frames, LFR shift 6
+
+
+def model_macs(model: Any, seconds: float) -> float:
+    """Multiply-accumulates to encode ``seconds`` of audio: every Linear weight once per frame, plus the
+    attention products (scores and weighted sum, 2·T²·d per self-attention layer) — the length² part."""
+    import torch
+
+    frames = seconds * FRAMES_PER_SECOND + 4  # + the four query frames
+    per_frame = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    attention = 0.0
+    for module in model.modules():
+        size = getattr(module, "d_k", None)
+        heads = getattr(module, "h", None)
+        if isinstance(size, int) and isinstance(heads, int):
+            attention += 2 * frames * frames * size * heads
+    return per_frame * frames + attention
+
+
+def int8_gemm_rate(threads: int, rows: int = 512, inner: int = 512, cols: int = 2048, repeats: int = 20) -> float:
+    """This machine's int8 GEMM rate (MAC/s) through ONNX Runtime's dynamically quantised MatMul."""
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((inner, cols)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "gemm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, inner])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, cols])], [weight])
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, int8 = Path(tmp) / "gemm.onnx", Path(tmp) / "gemm-int8.onnx"
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8  # what ONNX Runtime reads (onnx may write a newer IR than it supports)
+        onnx.save(model, str(fp32))
+        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
+        x = np.random.default_rng(1).standard_normal((rows, inner)).astype(np.float32)
+        session.run(None, {"x": x})
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            session.run(None, {"x": x})
+            best = min(best, time.perf_counter() - started)
+    return rows * inner * cols / best
+
+
 def main() -> int:
     """Build/export the model if needed, measure, print the table."""
     cache = Path(os.environ.get("SENSEOPS_CACHE", Path.home() / ".cache" / "senseops"))
@@ -71,7 +129,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--durations", default="5,10,30", help="clip lengths in seconds, comma separated")
     parser.add_argument(
-        "--methods", default="funasr-generate,torch,onnx-fp32,onnx-int8", help="comma separated subset"
+        "--methods", default="funasr-generate,sherpa-fp32,sherpa-int8,torch,onnx-fp32,onnx-int8",
+        help="comma separated subset"
     )
     args = parser.parse_args()
 
@@ -89,17 +148,42 @@ def main() -> int:
         ensure_exported(args.model_dir, onnx_dir)
         print(f"ONNX export ready in {onnx_dir} ({time.perf_counter() - started:.0f} s)", flush=True)
 
+    sherpa: dict[str, Any] = {}
+    if any(m.startswith("sherpa") for m in methods):
+        import sherpa_onnx
+
+        sherpa_dir = args.model_dir.with_name(args.model_dir.name + "-sherpa")
+        if not (sherpa_dir / "tokens.txt").is_file():
+            started = time.perf_counter()
+            export_for_sherpa(args.model_dir, sherpa_dir)
+            print(f"sherpa-onnx export ready in {sherpa_dir} ({time.perf_counter() - started:.0f} s)", flush=True)
+        for method, graph in (("sherpa-fp32", "model.onnx"), ("sherpa-int8", "model.int8.onnx")):
+            if method in methods:
+                sherpa[method] = sherpa_onnx.OfflineRecognizer.from_sense_voice(
+                    model=str(sherpa_dir / graph), tokens=str(sherpa_dir / "tokens.txt"), num_threads=args.threads,
+                    use_itn=True)
+
     durations = [float(d) for d in args.durations.split(",")]
     clips = {d: make_clip(d) for d in durations}
     options = DecodeOptions(language="auto", itn=True)
     engines: dict[str, Any] = {}
     for method in methods:
+        if method in sherpa:
+            continue
         backend = "torch" if method == "funasr-generate" else method
         if backend not in engines:
             model_dir = args.model_dir if backend == "torch" else onnx_dir
             engines[backend] = load_engine(model_dir, backend, threads=args.threads, warm_up=True)
 
+    def sherpa_run(recognizer: Any, clip: np.ndarray) -> object:
+        stream = recognizer.create_stream()
+        stream.accept_waveform(SAMPLE_RATE, clip.astype(np.float32))
+        recognizer.decode_stream(stream)
+        return stream.result.text
+
     def runner(method: str, clip: np.ndarray) -> Callable[[], object]:
+        if method in sherpa:
+            return lambda: sherpa_run(sherpa[method], clip)
         if method == "funasr-generate":
             return lambda: engines["torch"].funasr_generate(clip, options)
         return lambda: engines[method].transcribe(clip, options)
@@ -120,7 +204,11 @@ def main() -> int:
         print(f"  round {round_index + 1}/{args.repeats} done", flush=True)
 
     torch_engine = engines.get("torch")
-    parameters = sum(p.numel() for p in torch_engine.auto_model.model.parameters()) if torch_engine else 0
+    if torch_engine is None:
+        torch_engine = load_engine(args.model_dir, "torch", threads=args.threads, warm_up=False)
+    model = torch_engine.auto_model.model
+    parameters = sum(p.numel() for p in model.parameters())
+    rate = int8_gemm_rate(args.threads)
     load = os.getloadavg()
     print()
     print(f"Offline RTF (lower is better) — full-size SenseVoice-Small, random init, {parameters / 1e6:.0f} M params")
@@ -137,6 +225,25 @@ def main() -> int:
             values = samples[(method, seconds)]
             cells.append(f"{statistics.median(values):.4f} / {min(values):.4f}")
         print(f"| {seconds:.0f} s | " + " | ".join(cells) + " |")
+
+    ours = [m for m in methods if m in OURS]
+    peers = [m for m in methods if m in PEERS]
+    print()
+    print(f"int8 GEMM rate measured here: {rate / 1e9:.0f} GMAC/s ({args.threads} threads, ONNX Runtime MatMul "
+          "512x512x2048, best of 20)")
+    print("Speed-up = best peer's median RTF / ours (higher is better); floor = MACs of the clip / int8 GEMM rate.")
+    print("| clip | GMAC per audio s | floor RTF | best peer | " + " | ".join(f"{m} speed-up" for m in ours)
+          + " | best ours / floor |")
+    print("|" + "---|" * (len(ours) + 5))
+    for seconds in durations:
+        median = {m: statistics.median(samples[(m, seconds)]) for m in methods}
+        gmac = model_macs(model, seconds) / seconds / 1e9
+        floor = gmac * 1e9 / rate
+        best_peer = min(peers, key=lambda m: median[m]) if peers else None
+        ratios = [f"{median[best_peer] / median[m]:.2f}x" if best_peer else "-" for m in ours]
+        best_ours = min((median[m] for m in ours), default=float("nan"))
+        print(f"| {seconds:.0f} s | {gmac:.2f} | {floor:.4f} | {best_peer or '-'} | " + " | ".join(ratios)
+              + f" | {best_ours / floor:.1f}x |")
     return 0
 
 

@@ -33,24 +33,37 @@ class SenseVoiceBestPath(torch.nn.Module):
         language: torch.Tensor,
         textnorm: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        model = self.sensevoice
-        batch = speech.shape[0]
-        language_query = model.embed(language.long()).unsqueeze(1)
-        event_emotion_query = model.embed(torch.tensor([1, 2], device=speech.device)).unsqueeze(0)
-        event_emotion_query = event_emotion_query.expand(batch, -1, -1)
-        textnorm_query = model.embed(textnorm.long()).unsqueeze(1)
-        inputs = torch.cat((language_query, event_emotion_query, textnorm_query, speech), dim=1)
-        encoded, lengths = model.encoder(inputs, speech_lengths.int() + 4)
-        if isinstance(encoded, tuple):
-            encoded = encoded[0]
-        log_probs = model.ctc.log_softmax(encoded)
+        log_probs, lengths = ctc_log_probs(self.sensevoice, speech, speech_lengths, language, textnorm)
         best_log_probs, best_ids = log_probs.max(dim=-1)
         return best_log_probs, best_ids, lengths.int()
 
 
+def ctc_log_probs(
+    model: Any, speech: torch.Tensor, speech_lengths: torch.Tensor, language: torch.Tensor, textnorm: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The four query embeddings + features through the encoder → CTC log-probs (batch, 4 + frames, vocab)."""
+    batch = speech.shape[0]
+    language_query = model.embed(language.long()).unsqueeze(1)
+    event_emotion_query = model.embed(torch.tensor([1, 2], device=speech.device)).unsqueeze(0)
+    event_emotion_query = event_emotion_query.expand(batch, -1, -1)
+    textnorm_query = model.embed(textnorm.long()).unsqueeze(1)
+    inputs = torch.cat((language_query, event_emotion_query, textnorm_query, speech), dim=1)
+    encoded, lengths = model.encoder(inputs, speech_lengths.int() + 4)
+    if isinstance(encoded, tuple):
+        encoded = encoded[0]
+    return model.ctc.log_softmax(encoded), lengths
+
+
 def export_onnx(sensevoice: Any, out_path: Path) -> Path:
     """Export the best-path graph of a loaded FunASR SenseVoiceSmall to ONNX (fp32, dynamic shapes)."""
-    graph = SenseVoiceBestPath(sensevoice).eval()
+    out_axes = {"best_log_probs": {0: "batch", 1: "out_frames"}, "best_ids": {0: "batch", 1: "out_frames"},
+                "frame_lengths": {0: "batch"}}
+    return export_graph(SenseVoiceBestPath(sensevoice).eval(), out_path, OUTPUT_NAMES, out_axes)
+
+
+def export_graph(graph: torch.nn.Module, out_path: Path, output_names: list[str],
+                 output_axes: dict[str, dict[int, str]]) -> Path:
+    """Export a graph taking SenseVoice's four inputs (``INPUT_NAMES``, in that order) with dynamic shapes."""
     dummy = (
         torch.randn(2, 30, 560),
         torch.tensor([30, 17], dtype=torch.int32),
@@ -62,9 +75,7 @@ def export_onnx(sensevoice: Any, out_path: Path) -> Path:
         "speech_lengths": {0: "batch"},
         "language": {0: "batch"},
         "textnorm": {0: "batch"},
-        "best_log_probs": {0: "batch", 1: "out_frames"},
-        "best_ids": {0: "batch", 1: "out_frames"},
-        "frame_lengths": {0: "batch"},
+        **output_axes,
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), warnings.catch_warnings():
@@ -76,7 +87,7 @@ def export_onnx(sensevoice: Any, out_path: Path) -> Path:
             dummy,
             str(out_path),
             input_names=INPUT_NAMES,
-            output_names=OUTPUT_NAMES,
+            output_names=output_names,
             dynamic_axes=dynamic_axes,
             opset_version=OPSET,
             do_constant_folding=True,
