@@ -103,7 +103,7 @@ ROLLOUT = Kind(
     spec=RolloutSpec,
     status=RolloutStatus,
     columns=(
-        PrinterColumn("Stable", ".spec.stableModel.name"),
+        PrinterColumn("Stable", ".status.stableModel"),  # what serves now: the candidate once promoted
         PrinterColumn("Candidate", ".spec.candidateModel.name"),
         PrinterColumn("Weight", ".status.actualWeight", type="integer"),
         PrinterColumn("Step", ".status.currentStepIndex", type="integer"),
