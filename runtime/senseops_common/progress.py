@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -207,7 +206,7 @@ class Progress:
         self._closed = False
         self._bar_width = 0  # characters of the bar drawn last (to blank a shorter redraw)
         # A line longer than the terminal wraps and "\r" can no longer redraw it: cut it to fit.
-        self._columns = shutil.get_terminal_size().columns - 1 if mode == "bar" else 0
+        self._columns = _terminal_columns(self.stream, environ) - 1 if mode == "bar" else 0
 
     def update(self, advance: float = 0, *, done: float | None = None, total: float | None = None,
                **fields: object) -> None:
@@ -258,6 +257,17 @@ class Progress:
             self.stream.flush()
         except (OSError, ValueError):  # a closed or broken stream must never stop the work it reports on
             self.mode = "off"
+
+
+def _terminal_columns(stream: TextIO, env: Mapping[str, str]) -> int:
+    """``COLUMNS`` when set, else the width of the stream's own terminal, else 80."""
+    if env.get("COLUMNS", "").isdigit() and int(env["COLUMNS"]) > 0:
+        return int(env["COLUMNS"])
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        columns = 0
+    return columns if columns > 0 else 80
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -228,3 +228,14 @@ def test_a_pseudo_terminal_gets_a_bar_redrawn_in_place() -> None:
     assert draws[0].startswith("train  [######") and "25%" in draws[0] and "loss=1" in draws[0]
     assert "100%" in draws[-1] and "4 steps/4 steps" in draws[-1] and "loss=0.25" in draws[-1]
     assert draws[-1].endswith("\n") and not any(d.endswith("\n") for d in draws[:-1])  # the bar ends its line
+
+
+def test_a_bar_is_cut_to_the_terminal_width() -> None:
+    out = io.StringIO()
+    progress = Progress("a-task-with-a-long-name", total=10, unit="steps", stream=out, mode="bar",
+                        env={"COLUMNS": "41"}, min_interval_s=0.0)
+    progress.update(5, loss=0.123456, epoch="1/3")
+    progress.close()
+    draws = out.getvalue().rstrip("\n").split("\r")[1:]
+    assert len(draws) == 2 and all(len(d.rstrip()) <= 40 for d in draws)
+    assert draws[0].startswith("a-task-with-a-long-name  [")
