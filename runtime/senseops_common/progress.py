@@ -97,8 +97,13 @@ class Snapshot:
 
 
 def json_line(snapshot: Snapshot, wall_time_s: float) -> dict[str, object]:
-    """The JSON object for one update (``progress`` names the work; ``None`` values are left out)."""
-    line: dict[str, object] = {"ts": round(wall_time_s, 3), "progress": snapshot.task, "done": _number(snapshot.done)}
+    """The JSON object for one update; ``None`` values are left out.
+
+    ``stage`` names the work and ``event`` is ``"progress"``: the same keys as the trainer's event lines, so
+    one reader handles a log that interleaves both.
+    """
+    line: dict[str, object] = {"ts": round(wall_time_s, 3), "stage": snapshot.task, "event": "progress",
+                               "done": _number(snapshot.done)}
     if snapshot.total is not None:
         line["total"] = _number(snapshot.total)
     if snapshot.unit:

@@ -133,7 +133,8 @@ def test_json_lines_off_a_terminal_are_rate_limited() -> None:
     # the first update, then one per JSON_MIN_INTERVAL_S (at 5 s and 10 s), then the last
     assert JSON_MIN_INTERVAL_S == 5.0
     assert [line["done"] for line in lines] == [10, 60, 110, 130]
-    assert all(line["progress"] == "fetch" and line["total"] == 130 and line["unit"] == "B" for line in lines)
+    assert all(line["stage"] == "fetch" and line["event"] == "progress" for line in lines)
+    assert all(line["total"] == 130 and line["unit"] == "B" for line in lines)
     assert lines[1]["percent"] == pytest.approx(46.2) and lines[1]["files"] == 1
     assert lines[1]["rate"] == pytest.approx(12.0) and lines[1]["eta_s"] == pytest.approx(5.8)
     assert lines[-1]["finished"] is True and "finished" not in lines[0]

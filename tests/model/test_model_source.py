@@ -109,7 +109,7 @@ def test_download_reports_bytes_as_json_lines_off_a_terminal(
     monkeypatch.delenv("SENSEOPS_PROGRESS", raising=False)
     resolve_model_dir(f"file://{root}/", tmp_path / "cache", expected_sha256=digest, copy_file_uris=True)
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
-    progress = [line for line in lines if line.get("progress") == "model download"]
+    progress = [line for line in lines if (line.get("stage"), line.get("event")) == ("model download", "progress")]
     assert progress, "no progress lines on stderr"
     assert all(line["total"] == total and line["unit"] == "B" for line in progress)
     assert progress[-1]["done"] == total and progress[-1]["finished"] is True and progress[-1]["files"] == "4/4"
