@@ -69,6 +69,7 @@ class Snapshot:
     elapsed_s: float = 0.0
     fields: Mapping[str, object] = field(default_factory=dict)
     finished: bool = False
+    start_done: float = 0.0  # where this run started (a resumed job does not count earlier work as speed)
 
     @property
     def fraction(self) -> float | None:
@@ -80,9 +81,10 @@ class Snapshot:
     @property
     def rate(self) -> float | None:
         """Units per second so far; ``None`` before there is a meaningful one."""
-        if self.elapsed_s < MIN_RATE_ELAPSED_S or self.done <= 0:
+        progressed = self.done - self.start_done
+        if self.elapsed_s < MIN_RATE_ELAPSED_S or progressed <= 0:
             return None
-        return self.done / self.elapsed_s
+        return progressed / self.elapsed_s
 
     @property
     def eta_s(self) -> float | None:
@@ -207,6 +209,7 @@ class Progress:
         self.done = 0.0
         self.fields: dict[str, object] = {}
         self._started = clock()
+        self._start_done: float | None = None
         self._last_emit: float | None = None
         self._closed = False
         self._bar_width = 0  # characters of the bar drawn last (to blank a shorter redraw)
@@ -216,6 +219,8 @@ class Progress:
     def update(self, advance: float = 0, *, done: float | None = None, total: float | None = None,
                **fields: object) -> None:
         """Add ``advance`` (or set ``done``), optionally change ``total``, and set extra fields (loss, epoch …)."""
+        if done is not None and self._start_done is None:
+            self._start_done = float(done)  # the first absolute position: earlier work is not this run's
         self.done = float(done) if done is not None else self.done + advance
         if total is not None:
             self.total = total
@@ -233,7 +238,7 @@ class Progress:
     def snapshot(self, finished: bool = False) -> Snapshot:
         """The current state."""
         return Snapshot(self.task, self.done, self.total, self.unit, self.clock() - self._started,
-                        dict(self.fields), finished)
+                        dict(self.fields), finished, self._start_done or 0.0)
 
     def __enter__(self) -> Progress:
         return self

@@ -115,6 +115,16 @@ def test_no_rate_or_eta_from_a_blink_of_time() -> None:
     assert "rate" not in json_line(snap, 0.0) and "ETA" not in render_bar(snap)
 
 
+def test_a_resumed_run_measures_its_rate_from_where_it_started() -> None:
+    out, clock = io.StringIO(), FakeClock()
+    progress = Progress("train", total=100, unit="steps", stream=out, env={}, clock=clock, min_interval_s=0.0)
+    progress.update(done=60)  # resumed at step 60
+    clock.now += 10.0
+    progress.update(done=70)
+    last = json.loads(out.getvalue().splitlines()[-1])
+    assert last["rate"] == 1.0 and last["eta_s"] == 30.0  # 10 steps in 10 s, not 70
+
+
 def test_a_callers_own_eta_wins() -> None:
     snap = Snapshot("train", done=1, total=10, elapsed_s=1.0, fields={"eta_s": 99.0})
     assert json_line(snap, 0.0)["eta_s"] == 99.0
