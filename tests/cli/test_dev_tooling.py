@@ -9,6 +9,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 PRODUCTION_PACKAGES = ("senseops_common", "senseops_runtime", "senseops_trainer", "senseops_operator", "senseops_cli")
 # Only the production folders: neither the checkout root (where ``tests`` lives) nor the working directory.
@@ -91,3 +93,15 @@ def test_senseops_testmodel_without_a_checkout_says_what_to_do(tmp_path: Path) -
     assert "development command" in done.stderr
     assert "make tiny-model" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_trainer_demo_takes_its_base_model_and_says_when_it_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from senseops_trainer.demo import main as demo_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        demo_main(["--dir", str(tmp_path / "demo"), "--base-model", str(tmp_path / "missing")])
+    assert exit_info.value.code == 2
+    assert "make tiny-model" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()  # refused before writing anything

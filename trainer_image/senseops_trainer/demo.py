@@ -80,15 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-model", type=Path, required=True,
                         help="the base model directory (the tiny test model: python -m tests.testmodel build)")
     args = parser.parse_args(argv)
+    base = args.base_model.resolve()
+    if not base.is_dir():
+        parser.error(f"--base-model {base} is not a directory; build the tiny test model with "
+                     "`make tiny-model` (it prints the directory) or pass a FunASR model directory")
     root = args.dir.resolve()
     store_uri = args.store or (root / "store").as_uri() + "/"
     store = open_store(store_uri)
     if not store.exists(synthetic.GOLDEN_KEY):
         print(synthetic.corpus_summary(synthetic.write_corpus(store)), flush=True)
-    base = args.base_model.resolve()
-    if not base.is_dir():
-        parser.error(f"--base-model {base} is not a directory; build the tiny test model with "
-                     "`make tiny-model` (it prints the directory) or pass a FunASR model directory")
     # Model versions are immutable in the store, so every demo run packages a new version in its own
     # work dir (the stages inside one run are still resumable: rerun the printed command to resume).
     version = "demo-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime())
