@@ -5,7 +5,7 @@ RUNTIME_PORT ?= 8000
 TS_CLIENT := runtime/clients/ts
 
 run-runtime: venv ## serve the runtime on 127.0.0.1:8000 (RUNTIME_PORT) with the tiny test model and a dev secret
-	@model=$${SENSEOPS_MODEL_URI:-file://$$($(PY) -m senseops_common.testmodel build | tail -1)}; \
+	@model=$${SENSEOPS_MODEL_URI:-file://$$($(PY) -m tests.testmodel build | tail -1)}; \
 	  export SENSEOPS_MODEL_URI=$$model SENSEOPS_JWT_HS256_SECRET=$${SENSEOPS_JWT_HS256_SECRET:-dev-only-secret-change-me-0123456789}; \
 	  echo "model $$model; tokens: make token"; \
 	  $(PY) -m senseops_runtime --host 127.0.0.1 --port $(RUNTIME_PORT)

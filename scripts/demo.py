@@ -148,7 +148,7 @@ def cluster_up() -> None:
 
 def demo_model_dir() -> Path:
     """The tiny SenseVoice-architecture model (built once and cached; FunASR's notices go to the log)."""
-    out = run_logged([sys.executable, "-m", "senseops_common.testmodel", "build"], LOGS / "model-build.log")
+    out = run_logged([sys.executable, "-m", "tests.testmodel", "build"], LOGS / "model-build.log")
     return Path(out.strip().splitlines()[-1])
 
 

@@ -5,7 +5,8 @@ TRAINER_DEMO_DIR ?= .demo/trainer
 
 train-demo: venv ## short fine-tune of the tiny model on synthetic espeak recordings; prints the evaluation summary
 	@scripts/ensure-debian.sh espeak-ng libsndfile1
-	$(PY) -m senseops_trainer.demo --dir $(TRAINER_DEMO_DIR)
+	@base=$$($(PY) -m tests.testmodel build | tail -1); \
+	  $(PY) -m senseops_trainer.demo --dir $(TRAINER_DEMO_DIR) --base-model "$$base"
 
 trainer-test: venv minio ## trainer tests (unit tables + the end-to-end fine-tune on MinIO, ~3-4 min)
 	@scripts/ensure-debian.sh espeak-ng libsndfile1

@@ -4,19 +4,29 @@
     senseops token --sub alice --consent           # a development JWT (SENSEOPS_JWT_HS256_SECRET)
     senseops storage ls s3://bucket/raw/a1/        # object-store operations (ls, cp, cat, stat, rm, verify)
     senseops crds --out crds                       # regenerate the CRDs from the operator's models
-    senseops testmodel build                       # the tiny trained SenseVoice test model
+    senseops testmodel build                       # the tiny trained SenseVoice test model (checkout only)
 
 Each sub-command is the same code as its ``python -m`` module, imported only when it runs (so
 ``senseops --help`` does not load torch). The services have their own commands: ``senseops-runtime``,
-``senseops-trainer`` and ``senseops-operator``.
+``senseops-trainer`` and ``senseops-operator``. ``testmodel`` is a development command: its builder lives
+in the checkout's ``tests/testmodel`` (no image or installed package carries it).
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+# The checkout this module runs from when the project is installed editable (runtime/senseops_cli/…).
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+class DevCommandUnavailable(RuntimeError):
+    """A development-only sub-command whose code is not here (an image, or an install without the checkout)."""
 
 
 @dataclass(frozen=True)
@@ -26,12 +36,40 @@ class SubCommand:
     target: str
     summary: str
     module_cli: str  # the equivalent ``python -m`` spelling, shown in help
+    dev_only: bool = False  # its code lives in the checkout's tests/ (development tooling), not in a package
 
     def load(self) -> Callable[[list[str]], int | None]:
-        """Import the module and return its entry function."""
+        """Import the module and return its entry function.
+
+        A development-only command is also looked for in the checkout this module belongs to (an editable
+        install), and raises :class:`DevCommandUnavailable` with what to do when it is not there either.
+        """
         module_name, _, function = self.target.partition(":")
-        entry: Callable[[list[str]], int | None] = getattr(importlib.import_module(module_name), function)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if not self.dev_only or not _names_part_of(error.name, module_name):
+                raise
+            module = self._import_from_checkout(module_name)
+        entry: Callable[[list[str]], int | None] = getattr(module, function)
         return entry
+
+    def _import_from_checkout(self, module_name: str) -> types.ModuleType:
+        package_dir = CHECKOUT.joinpath(*module_name.split(".")[:-1])
+        if not (package_dir / "__init__.py").is_file():
+            raise DevCommandUnavailable(
+                f"this is a development command: {module_name} is not installed here (it lives in a SenseOps "
+                f"checkout's {'/'.join(module_name.split('.')[:-1])}/ and no image or package carries it). "
+                f"Run it from a checkout: `make tiny-model`, or `{self.module_cli} ...` with the checkout "
+                "on PYTHONPATH."
+            )
+        sys.path.append(str(CHECKOUT))  # appended: the checkout root must not shadow installed packages
+        return importlib.import_module(module_name)
+
+
+def _names_part_of(missing: str | None, module_name: str) -> bool:
+    """Whether the module that was not found is ``module_name`` or one of its parent packages."""
+    return missing is not None and (module_name == missing or module_name.startswith(missing + "."))
 
 
 SUBCOMMANDS: dict[str, SubCommand] = {
@@ -54,9 +92,10 @@ SUBCOMMANDS: dict[str, SubCommand] = {
         "python -m senseops_operator.crdgen",
     ),
     "testmodel": SubCommand(
-        "senseops_common.testmodel.__main__:main",
-        "build the tiny trained test model (or a full-size random one)",
-        "python -m senseops_common.testmodel",
+        "tests.testmodel.__main__:main",
+        "build the tiny trained test model (or a full-size random one); development only",
+        "python -m tests.testmodel",
+        dev_only=True,
     ),
 }
 
@@ -86,5 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved, sys.argv = sys.argv, [f"senseops {name}", *rest]  # argparse shows the name the user typed
     try:
         return command.load()(rest) or 0
+    except DevCommandUnavailable as error:
+        print(f"senseops {name}: {error}", file=sys.stderr)
+        return 2
     finally:
         sys.argv = saved

@@ -23,6 +23,7 @@ import os
 from pathlib import Path, PurePosixPath
 
 from senseops_common.cachedir import locked, staged_directory
+from senseops_common.progress import Progress
 from senseops_common.storage import (
     MANIFEST_NAME,
     StorageError,
@@ -124,11 +125,20 @@ def _download(uri: str, staging: Path, expected: str | None, allow_unverified: b
         objects = list(store.list(""))
         if not objects:
             raise ModelSourceError(f"no objects below {uri}: is the model URI right?")
-        for info in objects:
-            relative = _safe_relative(info.key, "")
-            target = staging.joinpath(*relative.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            store.download(info.key, target)
+        with Progress("model download", total=sum(info.size for info in objects), unit="B") as progress:
+            finished = 0  # bytes of the files already downloaded
+            for number, info in enumerate(objects, start=1):
+                relative = _safe_relative(info.key, "")
+                target = staging.joinpath(*relative.parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                progress.update(done=finished, files=f"{number - 1}/{len(objects)}")
+
+                def report(received: int, base: int = finished) -> None:
+                    progress.update(done=base + received)
+
+                store.download(info.key, target, progress=report)
+                finished += info.size
+            progress.update(done=finished, files=f"{len(objects)}/{len(objects)}")
     except StorageError as exc:
         raise ModelSourceError(f"could not download the model from {uri}: {exc}") from exc
     _, digest, _ = local_directory_manifest(staging)

@@ -3,7 +3,7 @@
     .venv/bin/python tests/benchmarks/bench_offline_rtf.py [--model-dir DIR] [--threads 2] [--repeats 3]
 
 The model is the full-size architecture (≈234 M parameters) with random weights
-(``senseops_common.testmodel.build_fullsize_random``): its cost is the real model's cost, its text is
+(``tests.testmodel.build_fullsize_random``): its cost is the real model's cost, its text is
 noise. Clips of 5, 10 and 30 s are espeak-ng speech (the known sentences, repeated with short pauses).
 Every method runs in this one process on the same weights: ``funasr-generate`` is
 ``AutoModel.generate`` (FunASR's own path), ``torch`` is our torch engine (FunASR modules, best-path
@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "runtime")]
 
 from senseops_common import speech  # noqa: E402
-from senseops_common.testmodel import KNOWN_SENTENCES, build_fullsize_random  # noqa: E402
 from senseops_runtime.engine import DecodeOptions, load_engine  # noqa: E402
 from senseops_runtime.engine.export import ensure_exported  # noqa: E402
 from senseops_runtime.engine.peer_export import export_for_sherpa  # noqa: E402
+from tests.testmodel import KNOWN_SENTENCES, build_fullsize_random  # noqa: E402
 
 SAMPLE_RATE = 16_000
 

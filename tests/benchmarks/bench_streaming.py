@@ -38,10 +38,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "runtime")]
 
 from senseops_common import speech  # noqa: E402
-from senseops_common.testmodel import KNOWN_SENTENCES, build_fullsize_random  # noqa: E402
 from senseops_runtime.auth import AuthConfig, issue_token  # noqa: E402
 from senseops_runtime.client import pcm_frames, stream_pcm  # noqa: E402
 from tests.runtime.server import RuntimeServer  # noqa: E402
+from tests.testmodel import KNOWN_SENTENCES, build_fullsize_random  # noqa: E402
 
 SAMPLE_RATE = 16_000
 FRAME_MS = 100

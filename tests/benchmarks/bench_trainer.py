@@ -88,12 +88,12 @@ def bench_split(count: int) -> None:
 
 def bench_training(epochs: int) -> None:
     from senseops_common.storage import open_store
-    from senseops_common.testmodel import ensure_tiny_model
     from senseops_trainer.config import config_from_dict
     from senseops_trainer.context import RunContext
     from senseops_trainer.demo import demo_settings
     from senseops_trainer.pipeline import run_all
     from senseops_trainer.progress import ProgressLog
+    from tests.testmodel import ensure_tiny_model
 
     base = ensure_tiny_model()
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as tmp:

@@ -44,7 +44,7 @@ def health_requests(ip: str) -> float:
 
 
 def deploy(dataplane: GatewayDataplane, ns: str, name: str, replicas: int) -> set[str]:
-    from senseops_common.testmodel import ensure_tiny_model
+    from tests.testmodel import ensure_tiny_model
 
     cluster = dataplane.cluster
     for obj in runtime_deployment(ns, Path(ensure_tiny_model()), name=name, replicas=replicas):

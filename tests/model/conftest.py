@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from senseops_common.testmodel import ensure_tiny_model
+from tests.testmodel import ensure_tiny_model
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from senseops_common.testmodel import KNOWN_SENTENCES
 from senseops_runtime.engine import DecodeOptions, EngineLoadError, load_engine
+from tests.testmodel import KNOWN_SENTENCES
 
 # The first run builds and trains the tiny model (minutes on a busy CPU); later runs reuse the cache.
 pytestmark = pytest.mark.slow
@@ -125,7 +125,7 @@ def test_load_failures_name_the_reason(tmp_path: Path, tiny_model_dir: Path) -> 
 def test_tiny_model_tolerates_vad_style_padding(engines, clips) -> None:  # type: ignore[no-untyped-def]
     # Streaming finals are decoded from VAD-cut segments with silence around the speech; the runtime
     # and trainer tests rely on the tiny model transcribing those exactly too.
-    from senseops_common.testmodel.train import check_clips
+    from tests.testmodel.train import check_clips
 
     for sentence, clip in zip(KNOWN_SENTENCES, clips, strict=True):
         for variant in check_clips(clip)[1:]:

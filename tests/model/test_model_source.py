@@ -97,3 +97,30 @@ def test_download_from_object_store(
         resolve_model_dir(f"{scheme}://{bucket}/models/sv/v7/", tmp_path / "cache2", expected_sha256="1" * 64)
     with pytest.raises(ModelSourceError, match="no objects"):
         resolve_model_dir(f"{scheme}://{bucket}/models/none/", tmp_path / "cache3", expected_sha256=digest)
+
+
+def test_download_reports_bytes_as_json_lines_off_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    root, digest = _artifact(tmp_path / "store" / "m")
+    total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    monkeypatch.delenv("SENSEOPS_PROGRESS", raising=False)
+    resolve_model_dir(f"file://{root}/", tmp_path / "cache", expected_sha256=digest, copy_file_uris=True)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    progress = [line for line in lines if (line.get("stage"), line.get("event")) == ("model download", "progress")]
+    assert progress, "no progress lines on stderr"
+    assert all(line["total"] == total and line["unit"] == "B" for line in progress)
+    assert progress[-1]["done"] == total and progress[-1]["finished"] is True and progress[-1]["files"] == "4/4"
+    assert len(progress) <= 3  # rate-limited: the first, (maybe) one more, the last — not one per chunk
+
+
+def test_store_download_calls_progress_with_the_bytes_so_far(tmp_path: Path) -> None:
+    store = open_store(f"file://{tmp_path}/store/")
+    payload = secrets.token_bytes(3 * 1024 * 1024 + 17)  # several chunks
+    store.put("big.bin", payload)
+    seen: list[int] = []
+    store.download("big.bin", tmp_path / "out.bin", progress=seen.append)
+    assert len(seen) > 1 and seen == sorted(seen) and seen[-1] == len(payload)
+    assert (tmp_path / "out.bin").read_bytes() == payload

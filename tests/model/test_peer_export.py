@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import sherpa_onnx
 
-from senseops_common.testmodel import KNOWN_SENTENCES
 from senseops_runtime.engine import DecodeOptions, load_engine
 from senseops_runtime.engine.model_dir import LANGUAGE_QUERY
 from senseops_runtime.engine.peer_export import export_for_sherpa, sherpa_metadata, token_lines
+from tests.testmodel import KNOWN_SENTENCES
 
 
 def test_metadata_has_every_key_sherpa_reads() -> None:

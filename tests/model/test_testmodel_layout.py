@@ -8,8 +8,8 @@ import pytest
 import sentencepiece
 import yaml
 
-from senseops_common.testmodel import ITN_IDS, TAG_IDS, TOKENIZER_FILENAME, VOCAB_SIZE
-from senseops_common.testmodel.vocab import write_sentencepiece_model
+from tests.testmodel import ITN_IDS, TAG_IDS, TOKENIZER_FILENAME, VOCAB_SIZE
+from tests.testmodel.vocab import write_sentencepiece_model
 
 
 @pytest.fixture(scope="module")

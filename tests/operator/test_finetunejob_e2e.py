@@ -83,7 +83,7 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(local_cluster: ClusterHandle, process_node: ProcessNodeHandle, minio_server: MinioServer,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    from senseops_common.testmodel import ensure_tiny_model
+    from tests.testmodel import ensure_tiny_model
 
     local_cluster.kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))
     for plural in ("asrmodels", "finetunejobs", "rollouts"):

@@ -42,7 +42,7 @@ def pull_secret(ns: str, registry: RegistryServer) -> dict[str, Any]:
 
 def test_model_image_reaches_the_runtime_through_an_image_volume(
         local_cluster: ClusterHandle, process_node: ProcessNodeHandle, oci_registry: RegistryServer, ns: str) -> None:
-    from senseops_common.testmodel import ensure_tiny_model
+    from tests.testmodel import ensure_tiny_model
 
     model_dir = Path(ensure_tiny_model())
     _, source_digest, _ = local_directory_manifest(model_dir)
@@ -68,7 +68,7 @@ def test_model_image_reaches_the_runtime_through_an_image_volume(
 
 def test_prometheus_scrapes_the_runtime_pods(local_cluster: ClusterHandle, process_node: ProcessNodeHandle,
                                              prometheus_server: PrometheusServer, ns: str) -> None:
-    from senseops_common.testmodel import ensure_tiny_model
+    from tests.testmodel import ensure_tiny_model
 
     for obj in runtime_deployment(ns, Path(ensure_tiny_model()), name="scraped", replicas=2, version="v7"):
         apply(local_cluster, obj)

@@ -233,7 +233,7 @@ def test_node_crash_leaves_no_process_behind(local_cluster: ClusterHandle, ns: s
 @pytest.mark.slow
 def test_runtime_deployment_serves_behind_endpointslices_and_survives_a_pod_deletion(
         local_cluster: ClusterHandle, process_node: ProcessNodeHandle, ns: str) -> None:
-    from senseops_common.testmodel import ensure_tiny_model
+    from tests.testmodel import ensure_tiny_model
 
     model_dir = Path(ensure_tiny_model())
     local_cluster.kubectl("create", "secret", "generic", "runtime-jwt", "-n", ns,

@@ -24,7 +24,7 @@ WS_IDLE_TIMEOUT_S = 4.0  # a stream that sends nothing this long is closed (1008
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     """The tiny SenseVoice-architecture model, trained on espeak-ng sentences (built once, cached)."""
-    from senseops_common.testmodel import ensure_tiny_model
+    from tests.testmodel import ensure_tiny_model
 
     return Path(ensure_tiny_model())
 

@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "runtime")]
 
 from senseops_common import speech  # noqa: E402
-from senseops_common.testmodel import KNOWN_SENTENCES, ensure_tiny_model  # noqa: E402
 from tests.runtime.server import RuntimeServer  # noqa: E402
+from tests.testmodel import KNOWN_SENTENCES, ensure_tiny_model  # noqa: E402
 
 # See tests/runtime/helpers.py: the tiny model mangles repeated characters after VAD cuts.
 SENTENCES = [s for s in KNOWN_SENTENCES if s.text in ("welcome to the live stream", "请把音量调大一点")]

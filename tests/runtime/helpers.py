@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from senseops_common import speech
-from senseops_common.testmodel import KNOWN_SENTENCES, KnownSentence
 from senseops_runtime.client import StreamOutcome, pcm_frames, stream_pcm
+from tests.testmodel import KNOWN_SENTENCES, KnownSentence
 
 ENGLISH = next(s for s in KNOWN_SENTENCES if s.lang == "en")
 # The tiny test model drops a repeated character ("今天天气" → "今天气") and doubles one ("直播间" →

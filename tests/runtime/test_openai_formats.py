@@ -14,10 +14,10 @@ import openai
 import pytest
 
 from senseops_common import speech
-from senseops_common.testmodel import KNOWN_SENTENCES
 from tests.runtime.conftest import make_token
 from tests.runtime.helpers import ENGLISH, wav_bytes
 from tests.runtime.server import RuntimeServer
+from tests.testmodel import KNOWN_SENTENCES
 
 SECOND = next(s for s in KNOWN_SENTENCES if s.text == "please turn up the volume")
 LEAD_S, GAP_S, TAIL_S = 0.6, 1.2, 0.8

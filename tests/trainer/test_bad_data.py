@@ -75,7 +75,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_training_with_a_68_char_label_and_absurd_batches_finishes_with_a_model(tmp_path) -> None:
-    from senseops_common.testmodel import ensure_tiny_model
+    from tests.testmodel import ensure_tiny_model
 
     store_uri = (tmp_path / "store").as_uri() + "/"
     corpus = synthetic.write_corpus(open_store(store_uri), hard_cases=True)
@@ -123,7 +123,7 @@ def test_training_with_a_68_char_label_and_absurd_batches_finishes_with_a_model(
 
 @pytest.mark.slow
 def test_too_many_skipped_batches_fail_the_run_with_one_clear_line(tmp_path) -> None:
-    from senseops_common.testmodel import ensure_tiny_model
+    from tests.testmodel import ensure_tiny_model
 
     store_uri = (tmp_path / "store").as_uri() + "/"
     synthetic.write_corpus(open_store(store_uri))

@@ -112,7 +112,7 @@ def test_stage_without_its_inputs_says_what_to_run(recordings, tmp_path) -> None
 def test_stability_check_decodes_with_the_base_model(recordings, tmp_path) -> None:
     """With the check on, every segment is decoded again by the base model; the tiny base model has never
     heard the domain words, so its decodes disagree with the pseudo-labels and the rule removes them."""
-    from senseops_common.testmodel import ensure_tiny_model
+    from tests.testmodel import ensure_tiny_model
 
     config = _config(tmp_path, recordings)
     code, events = cli("run", "--config", str(config), "--workdir", str(tmp_path / "w"), "--until", "filter",

@@ -57,7 +57,7 @@ def _events(output: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def trained(minio_server, tmp_path_factory):
     """Run the pipeline twice (killed mid-training, then resumed); hand the results to the tests."""
-    from senseops_common.testmodel import ensure_tiny_model
+    from tests.testmodel import ensure_tiny_model
 
     tmp = tmp_path_factory.mktemp("trainer-e2e")
     bucket = "trainer-e2e"
@@ -209,7 +209,7 @@ def test_packaged_model_transcribes_a_held_out_utterance(trained, tmp_path, back
 
 def test_gate_failure_exits_3_and_packages_nothing(tmp_path) -> None:
     """A fine-tune that cannot learn (learning rate ~0, one epoch) must not be released."""
-    from senseops_common.testmodel import ensure_tiny_model
+    from tests.testmodel import ensure_tiny_model
 
     store_uri = (tmp_path / "store").as_uri() + "/"
     synthetic.write_corpus(open_store(store_uri))

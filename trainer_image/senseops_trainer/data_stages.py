@@ -9,6 +9,7 @@ from typing import Any
 
 import soundfile
 
+from senseops_common.progress import Progress
 from senseops_common.text import normalize_text, scoring_units
 from senseops_trainer.audio_checks import audio_stats, frame_levels_db
 from senseops_trainer.context import RunContext, StageFailed, StageOutcome, read_segments, write_segments
@@ -71,11 +72,13 @@ def collect(ctx: RunContext) -> dict[str, Any]:
                 "collect", f"no recorded segments for anchors {list(sel.anchor_ids)} between "
                 f"{sel.since or 'the beginning'} and {sel.until or 'now'}; widen the window or check the store",
             )
-        for seg in [*segments, *golden]:
-            target = local_audio(ctx, seg)
-            if target.exists():
-                continue  # a rerun after a crash keeps what was already downloaded
-            ctx.store().download(seg.audio_key, target)  # sha256-checked, temp file + rename
+        wanted = [*segments, *golden]
+        with Progress("collect: audio", total=len(wanted), unit="files") as progress:
+            for seg in wanted:
+                target = local_audio(ctx, seg)
+                if not target.exists():  # a rerun after a crash keeps what was already downloaded
+                    ctx.store().download(seg.audio_key, target)  # sha256-checked, temp file + rename
+                progress.update(1)
         segments, duplicates = examine_audio(ctx, segments)
         write_segments(ctx.path(SEGMENTS), segments)
         write_segments(ctx.path(GOLDEN), golden)

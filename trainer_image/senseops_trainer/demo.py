@@ -1,7 +1,9 @@
-"""``python -m senseops_trainer.demo`` — a short fine-tune of the tiny test model on synthetic recordings.
+"""``python -m senseops_trainer.demo --base-model DIR`` — a short fine-tune on synthetic recordings.
 
-Writes the synthetic espeak-ng corpus into a store (``file://`` under ``--dir`` unless ``--store`` is
-given), runs every stage and prints the evaluation summary. ``make train-demo`` calls it; the end-to-end
+The base model is a directory: ``make train-demo`` passes the tiny test model that ``python -m
+tests.testmodel build`` prints (the builder is development tooling, not part of this package). Writes the
+synthetic espeak-ng corpus into a store (``file://`` under ``--dir`` unless ``--store`` is given), runs
+every stage and prints the evaluation summary. ``make train-demo`` calls it; the end-to-end
 test uses :func:`demo_settings` so the demo and the test train the same way.
 """
 
@@ -69,20 +71,24 @@ def summary_table(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; exit code as the trainer CLI's."""
     from senseops_common.storage import open_store
-    from senseops_common.testmodel import ensure_tiny_model
     from senseops_trainer.cli import main as cli_main
     from senseops_trainer.evaluate import REPORT
 
     parser = argparse.ArgumentParser(prog="senseops_trainer.demo")
     parser.add_argument("--dir", type=Path, default=Path(".demo/trainer"))
     parser.add_argument("--store", help="recordings store URI (default: file:// under --dir)")
+    parser.add_argument("--base-model", type=Path, required=True,
+                        help="the base model directory (the tiny test model: python -m tests.testmodel build)")
     args = parser.parse_args(argv)
+    base = args.base_model.resolve()
+    if not base.is_dir():
+        parser.error(f"--base-model {base} is not a directory; build the tiny test model with "
+                     "`make tiny-model` (it prints the directory) or pass a FunASR model directory")
     root = args.dir.resolve()
     store_uri = args.store or (root / "store").as_uri() + "/"
     store = open_store(store_uri)
     if not store.exists(synthetic.GOLDEN_KEY):
         print(synthetic.corpus_summary(synthetic.write_corpus(store)), flush=True)
-    base = ensure_tiny_model()
     # Model versions are immutable in the store, so every demo run packages a new version in its own
     # work dir (the stages inside one run are still resumable: rerun the printed command to resume).
     version = "demo-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime())

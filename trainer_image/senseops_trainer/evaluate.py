@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
+from senseops_common.progress import Progress
 from senseops_common.text import error_rate
 from senseops_trainer.config import GateConfig
 from senseops_trainer.context import GateFailed, RunContext, StageFailed, StageOutcome
@@ -50,19 +51,21 @@ def file_decoder(model_dir: Path, device: str) -> Callable[[Path], str]:
     return lambda path: str(engine.transcribe(_read_audio(str(path)), DecodeOptions(itn=False)).text)
 
 
-def decode_set(engine: Any, rows: list[dict[str, Any]]) -> tuple[list[str], float, float]:
-    """Hypotheses for every row, total decode seconds, total audio seconds."""
+def decode_set(engine: Any, rows: list[dict[str, Any]], task: str = "evaluate") -> tuple[list[str], float, float]:
+    """Hypotheses for every row, total decode seconds, total audio seconds (progress reported as ``task``)."""
     from senseops_runtime.engine.base import DecodeOptions
 
     hyps: list[str] = []
     decode_s = audio_s = 0.0
     options = DecodeOptions(language="auto", itn=False)
-    for row in rows:
-        audio = _read_audio(row["source"])
-        started = time.perf_counter()
-        hyps.append(engine.transcribe(audio, options).text)
-        decode_s += time.perf_counter() - started
-        audio_s += len(audio) / 16_000
+    with Progress(task, total=len(rows), unit="utterances") as progress:
+        for row in rows:
+            audio = _read_audio(row["source"])
+            started = time.perf_counter()
+            hyps.append(engine.transcribe(audio, options).text)
+            decode_s += time.perf_counter() - started
+            audio_s += len(audio) / 16_000
+            progress.update(1)
     return hyps, decode_s, audio_s
 
 
@@ -210,7 +213,7 @@ def evaluate(ctx: RunContext, base_model: Path, new_model: Path) -> dict[str, An
         for label, model_dir in (("base", base_model), ("new", new_model)):
             engine = _load_engine(model_dir, ctx.cfg.train.device)
             for set_name, rows in sets.items():
-                hyps, decode_s, audio_s = decode_set(engine, rows)
+                hyps, decode_s, audio_s = decode_set(engine, rows, task=f"evaluate {label} on {set_name}")
                 hyps_by[(label, set_name)] = hyps
                 timing[label][0] += decode_s
                 timing[label][1] += audio_s

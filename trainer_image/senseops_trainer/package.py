@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from senseops_common.layout import model_prefix, report_key
+from senseops_common.progress import Progress
 from senseops_common.storage import MANIFEST_NAME, local_directory_manifest, open_store, verify_object
 from senseops_trainer.context import RunContext, StageFailed, StageOutcome
 
@@ -32,10 +33,14 @@ def fetch_model_dir(uri: str, target: Path) -> Path:
     store = open_store(uri if uri.endswith("/") else uri + "/")
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    count = 0
-    for info in store.list(""):
-        store.download(info.key, staging / info.key)
-        count += 1
+    objects = list(store.list(""))
+    with Progress("fetch base model", total=sum(info.size for info in objects), unit="B") as progress:
+        for info in objects:
+            base = progress.done
+            store.download(info.key, staging / info.key,
+                           progress=lambda received, base=base: progress.update(done=base + received))
+            progress.update(done=base + info.size)
+    count = len(objects)
     if count == 0:
         raise StageFailed("fetch", f"no model files under {uri}; check the base model URI")
     manifest = staging / MANIFEST_NAME
@@ -63,8 +68,12 @@ def upload_model_dir(local: Path, models_uri: str, name: str, version: str) -> d
             "package", f"{uri} already holds different content ({existing.reason}: {existing.message}); "
             "model versions are immutable — choose a new output.version",
         )
-    for file in sorted(p for p in local.rglob("*") if p.is_file()):
-        store.put(prefix + file.relative_to(local).as_posix(), file)
+    files = sorted(p for p in local.rglob("*") if p.is_file())
+    # Progress per file (each put is one transfer); the model's weights file dominates the bytes.
+    with Progress(f"upload {name}/{version}", total=sum(f.stat().st_size for f in files), unit="B") as progress:
+        for number, file in enumerate(files, start=1):
+            store.put(prefix + file.relative_to(local).as_posix(), file)
+            progress.update(file.stat().st_size, files=f"{number}/{len(files)}")
     store.put(prefix + MANIFEST_NAME, text.encode())
     check = verify_object(uri, digest)
     if not check.ok:

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
+from senseops_common.progress import PROGRESS_ENV, choose_mode
+
 log = logging.getLogger("senseops.trainer")
 
 GROUP, VERSION, PLURAL = "senseops.dev", "v1alpha1", "finetunejobs"
@@ -103,22 +105,49 @@ def status_sink_from_env(env: dict[str, str] | None = None) -> StatusSink:
         return NullStatusSink()
 
 
+# Events that a progress bar shows on a terminal (senseops_common.progress): their lines are left out there.
+BAR_EVENTS = frozenset({"step"})
+
+
+def writes_line(event: str, on_terminal: bool) -> bool:
+    """Pure: whether an event gets a JSON line (always, except the bar's events on a terminal)."""
+    return not (on_terminal and event in BAR_EVENTS)
+
+
 class ProgressLog:
-    """Writes progress events as JSON lines and forwards them to a :class:`StatusSink`."""
+    """Writes progress events as JSON lines and forwards them to a :class:`StatusSink`.
+
+    Off a terminal (logs, pipes, Kubernetes) every event is a line. On a terminal the training steps are
+    drawn as a bar instead, and other lines first clear the bar's line; the status sink gets every event
+    either way.
+    """
 
     def __init__(self, out: TextIO | None = None, sink: StatusSink | None = None) -> None:
         self.out = out or sys.stdout
         self.sink = sink or NullStatusSink()
+        # Only when the bar is really drawn (stderr a terminal too, SENSEOPS_PROGRESS not json/off).
+        self.on_terminal = _isatty(self.out) and choose_mode(
+            _isatty(sys.stderr), os.environ.get(PROGRESS_ENV), os.environ.get("TERM"), bar_only=True
+        ) == "bar"
 
     def emit(self, stage: str, event: str, force_status: bool = False, **fields: Any) -> dict[str, Any]:
         """Write one line ``{"ts", "stage", "event", **fields}``; training steps also go to the status sink."""
         now = time.time()
         line = {"ts": round(now, 3), "stage": stage, "event": event, **fields}
-        self.out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
-        self.out.flush()
+        if writes_line(event, self.on_terminal):
+            clear = "\r\x1b[K" if self.on_terminal else ""  # start at column 0 even if a bar is drawn there
+            self.out.write(clear + json.dumps(line, ensure_ascii=False, default=str) + "\n")
+            self.out.flush()
         progress = status_progress(fields, now)
         if progress:
             self.sink.publish(progress, force=force_status)
         elif event == "start":  # the operator follows the stages (PreparingData, Training, ...) from this
             self.sink.publish({"stage": stage}, force=True)
         return line
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import senseops_trainer
+from senseops_common.progress import Progress
 from senseops_trainer.config import TrainParams
 from senseops_trainer.context import RunContext, StageFailed, StageOutcome
 from senseops_trainer.data_stages import TRAIN_LIST, VAL_LIST
@@ -206,7 +207,9 @@ def _run_funasr(ctx: RunContext, command: list[str], env: dict[str, str]) -> dic
     seen["skipped"] = list({int(e.get("total_step", -1)): e for e in earlier}.values())
     skipped_this_run: set[int] = set()
     log_path, curve_path = ctx.path(TRAIN_LOG), ctx.path(LOSS_CURVE)
-    with open(log_path, "a", encoding="utf-8") as log_file, open(curve_path, "a", encoding="utf-8") as curve:
+    # On a terminal, a bar (steps, epoch, loss, ETA); elsewhere the "step" JSON events below are the record.
+    bar = Progress("train", unit="steps", bar_only=True)
+    with open(log_path, "a", encoding="utf-8") as log_file, open(curve_path, "a", encoding="utf-8") as curve, bar:
         log_file.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {' '.join(command)}\n")
         proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ctx.workdir
@@ -251,6 +254,8 @@ def _run_funasr(ctx: RunContext, command: list[str], env: dict[str, str]) -> dic
             done = event["epoch"] * event["steps_per_epoch"] + event["step"]
             first_done = seen["first_step"]
             eta = estimate_eta_s(done - first_done + 1, total - first_done + 1, time.monotonic() - started)
+            bar.update(done=done, total=total, epoch=f"{event['epoch'] + 1}/{event['max_epoch']}",
+                       loss=None if skipped else round(event["loss"], 4), eta_s=eta)
             ctx.progress.emit(
                 "train", "step", epoch=event["epoch"] + 1, max_epoch=event["max_epoch"], step=event["step"],
                 steps_per_epoch=event["steps_per_epoch"], total_step=event["total_step"],

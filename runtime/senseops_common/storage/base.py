@@ -95,8 +95,11 @@ class Store(Protocol):
         """The whole (small) object, checksum-verified."""
         ...
 
-    def download(self, key: str, dest: str | os.PathLike[str]) -> ObjectInfo:
-        """Stream the object into a local file atomically, checksum-verified."""
+    def download(
+        self, key: str, dest: str | os.PathLike[str], progress: Callable[[int], None] | None = None
+    ) -> ObjectInfo:
+        """Stream the object into a local file atomically, checksum-verified; ``progress(bytes_so_far)``
+        after each chunk (back to 0 when a broken transfer restarts)."""
         ...
 
     def stat(self, key: str) -> ObjectInfo:
@@ -233,17 +236,27 @@ class StoreBase:
         """The whole object in memory (for small objects), checksum-verified."""
         return self._retrying_whole(key, lambda: b"".join(self.open_stream(key)))
 
-    def download(self, key: str, dest: str | os.PathLike[str]) -> ObjectInfo:
-        """Stream the object to ``dest`` (temp file + rename, so ``dest`` is never half-written)."""
+    def download(
+        self, key: str, dest: str | os.PathLike[str], progress: Callable[[int], None] | None = None
+    ) -> ObjectInfo:
+        """Stream the object to ``dest`` (temp file + rename, so ``dest`` is never half-written).
+
+        ``progress(bytes_so_far)`` is called after each chunk; a transfer restarted after a break starts
+        again from 0.
+        """
         dest_path = Path(dest)
         dest_path.parent.mkdir(parents=True, exist_ok=True)
 
         def attempt() -> ObjectInfo:
             fd, tmp = tempfile.mkstemp(prefix=f".{dest_path.name}.", dir=dest_path.parent)
+            received = 0
             try:
                 with os.fdopen(fd, "wb") as handle:
                     for chunk in self.open_stream(key):
                         handle.write(chunk)
+                        if progress is not None:
+                            received += len(chunk)
+                            progress(received)
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(tmp, dest_path)

@@ -21,9 +21,9 @@ from typing import Any
 
 from senseops_common import speech
 from senseops_common.cachedir import locked, staged_directory
-from senseops_common.testmodel import modeldir, vocab
-from senseops_common.testmodel.corpus import KNOWN_SENTENCES, KnownSentence, english_words
-from senseops_common.testmodel.train import TrainSettings
+from tests.testmodel import modeldir, vocab
+from tests.testmodel.corpus import KNOWN_SENTENCES, KnownSentence, english_words
+from tests.testmodel.train import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def build_tiny_model(
     """Build and train the tiny model into ``out_dir`` (no caching). Raises if it did not learn."""
     import torch
 
-    from senseops_common.testmodel import train
+    from tests.testmodel import train
 
     out_dir.mkdir(parents=True, exist_ok=True)
     previous_threads = torch.get_num_threads()
@@ -137,7 +137,7 @@ def build_fullsize_random(out_dir: Path, seed: int = 0) -> Path:
     """
     import torch
 
-    from senseops_common.testmodel import train
+    from tests.testmodel import train
 
     out_dir.mkdir(parents=True, exist_ok=True)
     clips = [s.synthesize() for s in KNOWN_SENTENCES]
@@ -152,7 +152,7 @@ def build_fullsize_random(out_dir: Path, seed: int = 0) -> Path:
 
 
 def _write_static_files(out_dir: Path, size: modeldir.EncoderSize, words: list[str], clips: list[Any]) -> None:
-    from senseops_common.testmodel import train
+    from tests.testmodel import train
 
     modeldir.write_model_files(out_dir, size)
     vocab.write_sentencepiece_model(out_dir / vocab.TOKENIZER_FILENAME, words)

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from senseops_common import speech
-from senseops_common.testmodel import modeldir, vocab
-from senseops_common.testmodel.corpus import KnownSentence
+from tests.testmodel import modeldir, vocab
+from tests.testmodel.corpus import KnownSentence
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from senseops_common.testmodel.vocab import TOKENIZER_FILENAME, VOCAB_SIZE
+from tests.testmodel.vocab import TOKENIZER_FILENAME, VOCAB_SIZE
 
 N_MELS = 80
 LFR_M = 7

@@ -1,4 +1,4 @@
-"""CLI: ``python -m senseops_common.testmodel build [--out DIR]`` / ``fullsize --out DIR``."""
+"""CLI: ``python -m tests.testmodel build [--out DIR]`` / ``fullsize --out DIR``."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import shutil
 import sys
 from pathlib import Path
 
-from senseops_common.testmodel.build import build_fullsize_random, ensure_tiny_model
+from tests.testmodel.build import build_fullsize_random, ensure_tiny_model
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; prints the model directory."""
-    parser = argparse.ArgumentParser(prog="python -m senseops_common.testmodel", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.testmodel", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="build (or reuse the cached) tiny trained test model")
     build.add_argument("--out", type=Path, help="also copy the model directory here")
