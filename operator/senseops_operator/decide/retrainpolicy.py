@@ -269,7 +269,7 @@ def decide(spec: RetrainPolicySpec, status: RetrainPolicyStatus, obs: RetrainObs
     since = watermark(spec, status, obs.jobs)
     ready = readiness(obs.segments, spec.anchors, spec.filters.to_wire(), spec.min_new_hours)
     measured, where = threshold_hours(spec, ready)
-    crossed = measured >= spec.min_new_hours
+    crossed = round(measured, 6) >= spec.min_new_hours  # sums of many segment durations carry float noise
     active = sorted((j for j in owned if j.stage not in TERMINAL), key=lambda j: (j.number or 0, j.name))
     number = next_number(status, obs.jobs)
     next_name = job_name(obs.name, number)
