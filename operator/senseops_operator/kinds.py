@@ -139,7 +139,6 @@ RETRAIN_POLICY = Kind(
             "rule": f"size(self.metadata.name) <= {c.MAX_RETRAIN_POLICY_NAME}",
             "message": f"metadata.name must be at most {c.MAX_RETRAIN_POLICY_NAME} characters: the policy's "
             "FineTuneJobs are named <policy>-<n> and their Jobs and ServiceAccounts add a suffix to that",
-            "fieldPath": ".metadata.name",
         },
     ),
 )
