@@ -70,7 +70,8 @@ def _observe(spec: RetrainPolicySpec, status: RetrainPolicyStatus, meta: dict[st
         segments=tuple(segments), jobs=jobs, foreign_names=foreign)
 
 
-def _act(decision: decide.RetrainDecision, spec: RetrainPolicySpec, body: dict[str, Any], memo: kopf.Memo) -> None:
+def _act(decision: decide.RetrainDecision, spec: RetrainPolicySpec, body: dict[str, Any], memo: kopf.Memo,
+         logger: logging.Logger) -> None:
     custom: client.CustomObjectsApi = memo.custom_api
     meta = body["metadata"]
     namespace = meta["namespace"]
@@ -98,8 +99,10 @@ def _act(decision: decide.RetrainDecision, spec: RetrainPolicySpec, body: dict[s
                 custom.delete_namespaced_custom_object(c.GROUP, c.VERSION, namespace, FTJ_PLURAL, action.name,
                                                        propagation_policy="Background")
             except ApiException as exc:
+                # History is housekeeping: a refused delete must not hold back the trigger's status write.
                 if exc.status != 404:
-                    raise
+                    logger.warning("could not delete FineTuneJob %s beyond the history limit: %s %s", action.name,
+                                   exc.status, exc.reason)
 
 
 @kopf.timer(c.GROUP, c.VERSION, PLURAL, interval=c.MIN_RETRAIN_CHECK_SECONDS)
@@ -116,7 +119,7 @@ async def check(
         try:
             observation = await asyncio.to_thread(_observe, policy, current, dict(meta), namespace, memo)
             decision = decide.decide(policy, current, observation, datetime.now(UTC))
-            await asyncio.to_thread(_act, decision, policy, dict(body), memo)
+            await asyncio.to_thread(_act, decision, policy, dict(body), memo, logger)
         except StorageError as exc:  # the store is down or refuses us: say so, look again later
             patch.status["message"] = f"cannot read or write the object store: {exc}"
             raise kopf.TemporaryError(f"object store: {exc}", delay=policy.check_interval_seconds) from exc
