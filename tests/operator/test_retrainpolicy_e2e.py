@@ -194,6 +194,38 @@ def test_a_finished_job_lets_the_next_trigger_through_and_history_is_pruned(worl
     assert len(list(world.store.list(f"audit/retrain/{world.namespace}/nightly/"))) == 2
 
 
+def test_a_trigger_whose_status_write_was_lost_is_adopted_after_a_restart_not_repeated(world: World) -> None:
+    # Allow: only the trigger bookkeeping stands between a second look and a second FineTuneJob.
+    obj = policy(world, "again")
+    obj["spec"].update({"anchors": [ANCHOR], "minNewHours": 0.1, "concurrencyPolicy": "Allow"})
+    world.cluster.kubectl("apply", "-n", world.namespace, "-f", "-", input=json.dumps(obj))
+
+    def own_jobs() -> list[str]:
+        return [j["metadata"]["name"] for j in world.jobs()
+                if j["metadata"]["labels"].get("senseops.dev/retrainpolicy") == "again"]
+
+    first = world.wait("the first trigger", lambda: (world.get("rtp", "again").get("status") or {})
+                       .get("lastTrigger"))
+    assert own_jobs() == ["again-1"]
+    # The operator stops, and the status it wrote is lost (as if it died between creating and recording).
+    world.operator.stop()
+    world.cluster.kubectl("patch", "rtp", "again", "-n", world.namespace, "--subresource=status", "--type=merge",
+                          "-p", '{"status": {"lastTrigger": null, "newData": null}}')
+    world.operator.start()
+    last = world.wait("the adopted trigger", lambda: (world.get("rtp", "again").get("status") or {})
+                      .get("lastTrigger"))
+    assert (last["fineTuneJob"], last["cutoff"], last["auditKey"]) == \
+        (first["fineTuneJob"], first["cutoff"], first["auditKey"])
+    time.sleep(12)  # another check interval
+    assert own_jobs() == ["again-1"]
+    assert [info.key for info in world.store.list(f"audit/retrain/{world.namespace}/again/")] == [first["auditKey"]]
+    reasons = world.cluster.kubectl("get", "events", "-n", world.namespace, "--field-selector",
+                                    "involvedObject.name=again", "-o", "jsonpath={.items[*].reason}").stdout
+    assert "TriggerRecovered" in reasons.split(), reasons
+    world.cluster.kubectl("delete", "rtp", "again", "-n", world.namespace, "--timeout=60s")
+    world.wait("again-1 to go with its policy", lambda: own_jobs() == [])
+
+
 def test_deleting_the_policy_removes_its_jobs_but_never_a_model(world: World) -> None:
     # A model published by one of its jobs is linked by a label only (as FineTuneJob publishes it).
     world.cluster.kubectl("apply", "-n", world.namespace, "-f", "-", input=json.dumps({
