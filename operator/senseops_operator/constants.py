@@ -54,3 +54,16 @@ DEFAULT_TRAINER_IMAGE: Final = "ghcr.io/senseops/trainer:0.1.0"
 
 # How often the operator re-checks an object whose outcome depends on the outside world.
 REVERIFY_ARTIFACT_SECONDS: Final = 300
+
+# RetrainPolicy (seed §6: "when a streamer gains >= 3 h of good audio, trigger training").
+DEFAULT_RETRAIN_MIN_NEW_HOURS: Final = 3.0
+DEFAULT_RETRAIN_CHECK_SECONDS: Final = 300
+MIN_RETRAIN_CHECK_SECONDS: Final = 10
+DEFAULT_RETRAIN_SUCCESSFUL_HISTORY: Final = 3
+DEFAULT_RETRAIN_FAILED_HISTORY: Final = 1
+MAX_RETRAIN_HISTORY: Final = 100
+MAX_RETRAIN_ACTIVE_LISTED: Final = 50
+# A policy's FineTuneJobs are `<policy>-<n>` and their children `<policy>-<n>-trainer`: names stay within 63.
+MAX_RETRAIN_POLICY_NAME: Final = 40
+# Room kept in the output model prefix for `-<n>` (n up to 6 digits).
+RETRAIN_SUFFIX_ROOM: Final = 7

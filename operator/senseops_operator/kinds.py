@@ -1,4 +1,4 @@
-"""The three custom resource kinds: names, models and how `kubectl get` shows them."""
+"""The custom resource kinds: names, models and how `kubectl get` shows them."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from senseops_operator.models import (
     ASRModelStatus,
     FineTuneJobSpec,
     FineTuneJobStatus,
+    RetrainPolicySpec,
+    RetrainPolicyStatus,
     RolloutSpec,
     RolloutStatus,
 )
@@ -113,4 +115,32 @@ ROLLOUT = Kind(
     description="Moves inference traffic from a stable to a candidate ASRModel in weighted steps.",
 )
 
-ALL_KINDS: tuple[Kind, ...] = (ASR_MODEL, FINE_TUNE_JOB, ROLLOUT)
+RETRAIN_POLICY = Kind(
+    kind="RetrainPolicy",
+    plural="retrainpolicies",
+    singular="retrainpolicy",
+    short_names=("rtp",),
+    spec=RetrainPolicySpec,
+    status=RetrainPolicyStatus,
+    columns=(
+        PrinterColumn("New", ".status.newData.summary"),
+        PrinterColumn("Suspend", ".spec.suspend", type="boolean"),
+        PrinterColumn("Active", ".status.activeCount", type="integer"),
+        PrinterColumn("Last Job", ".status.lastTrigger.fineTuneJob"),
+        PrinterColumn("Last Trigger", ".status.lastTrigger.time", type="date"),
+        PrinterColumn("Phase", ".status.phase"),
+        PrinterColumn("Anchors", ".spec.anchors", priority=1),
+        PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
+    ),
+    description="Creates a FineTuneJob from a template whenever the anchors gain minNewHours of new good audio "
+    "(CronJob -> Job, applied to training).",
+    root_rules=(
+        {
+            "rule": f"size(self.metadata.name) <= {c.MAX_RETRAIN_POLICY_NAME}",
+            "message": f"metadata.name must be at most {c.MAX_RETRAIN_POLICY_NAME} characters: the policy's "
+            "FineTuneJobs are named <policy>-<n> and their Jobs and ServiceAccounts add a suffix to that",
+        },
+    ),
+)
+
+ALL_KINDS: tuple[Kind, ...] = (ASR_MODEL, FINE_TUNE_JOB, ROLLOUT, RETRAIN_POLICY)

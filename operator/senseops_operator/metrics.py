@@ -19,3 +19,6 @@ RECONCILE_ERRORS = Counter(
 ARTIFACT_CHECKS = Counter(
     "senseops_operator_artifact_checks_total", "Artifact verifications by outcome reason.", ["reason"]
 )
+RETRAIN_TRIGGERS = Counter(
+    "senseops_operator_retrain_triggers_total", "FineTuneJobs created by RetrainPolicies.", ["namespace", "policy"]
+)

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.cluster
 @pytest.fixture(scope="module")
 def crds_installed(local_cluster):  # type: ignore[no-untyped-def]
     local_cluster.kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))
-    for name in ("asrmodels", "finetunejobs", "rollouts"):
+    for name in ("asrmodels", "finetunejobs", "rollouts", "retrainpolicies"):
         local_cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}.senseops.dev", "--timeout=60s")
     return local_cluster
 

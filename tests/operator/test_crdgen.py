@@ -10,10 +10,11 @@ import yaml
 
 from senseops_operator import crdgen
 from senseops_operator.kinds import ALL_KINDS
-from senseops_operator.models import ASRModelSpec, FineTuneJobSpec, RolloutSpec
+from senseops_operator.models import ASRModelSpec, FineTuneJobSpec, RetrainPolicySpec, RolloutSpec
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC_MODELS = {"ASRModel": ASRModelSpec, "FineTuneJob": FineTuneJobSpec, "Rollout": RolloutSpec}
+SPEC_MODELS = {"ASRModel": ASRModelSpec, "FineTuneJob": FineTuneJobSpec, "Rollout": RolloutSpec,
+               "RetrainPolicy": RetrainPolicySpec}
 
 
 def test_crds_on_disk_match_the_models() -> None:

@@ -3,6 +3,6 @@
 Importing this package registers every handler with kopf.
 """
 
-from senseops_operator.handlers import asrmodel, finetunejob, rollout, startup
+from senseops_operator.handlers import asrmodel, finetunejob, retrainpolicy, rollout, startup
 
-__all__ = ["asrmodel", "finetunejob", "rollout", "startup"]
+__all__ = ["asrmodel", "finetunejob", "retrainpolicy", "rollout", "startup"]

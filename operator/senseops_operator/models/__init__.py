@@ -3,6 +3,7 @@
 from senseops_operator.models.asrmodel import ASRModelSpec, ASRModelStatus
 from senseops_operator.models.common import Condition, ObjectRef
 from senseops_operator.models.finetunejob import FineTuneJobSpec, FineTuneJobStatus
+from senseops_operator.models.retrainpolicy import RetrainPolicySpec, RetrainPolicyStatus
 from senseops_operator.models.rollout import RolloutSpec, RolloutStatus
 
 __all__ = [
@@ -12,6 +13,8 @@ __all__ = [
     "FineTuneJobSpec",
     "FineTuneJobStatus",
     "ObjectRef",
+    "RetrainPolicySpec",
+    "RetrainPolicyStatus",
     "RolloutSpec",
     "RolloutStatus",
 ]
