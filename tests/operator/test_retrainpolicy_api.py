@@ -56,6 +56,11 @@ CASES: list[Case] = [
     Case("rtp-prefix-too-long", retrain_policy, _set("spec.template.spec.output.modelName", "m" * 60),
          "spec.template.spec.output.modelName"),
     Case("rtp-name-too-long", retrain_policy, _set("metadata.name", "p" * 41), "metadata.name"),
+    Case("rtp-release-steps-decrease", retrain_policy,
+         _set("spec.release", {"spec": {"target": {"deployment": "asr", "service": "asr", "port": 80},
+                                        "steps": [{"setWeight": 50}, {"setWeight": 20}, {"setWeight": 100}],
+                                        "trafficRouting": {"gatewayAPI": {"httpRoute": "asr"}}}}),
+         "spec.release.spec.steps"),
 ]
 # What the cross-field rules tell the user to do.
 ADVICE = {"rtp-base-looks-produced": "choose another output.modelName prefix",

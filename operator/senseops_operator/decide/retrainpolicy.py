@@ -56,6 +56,19 @@ class ObservedJob:
 
 
 @dataclass(frozen=True)
+class ObservedRollout:
+    """A Rollout labelled with this policy's name (a release of one of its models)."""
+
+    name: str
+    owned: bool
+    number: int | None = None  # the trigger label of the FineTuneJob whose model it releases
+    phase: str | None = None
+    stable_model: str | None = None  # status.stableModel: what serves now (the candidate once promoted)
+    spec_stable: str | None = None
+    candidate: str | None = None
+
+
+@dataclass(frozen=True)
 class RetrainObservation:
     generation: int
     name: str
@@ -64,6 +77,7 @@ class RetrainObservation:
     segments: tuple[Segment, ...]  # transcript-index lines of the anchors recorded since the watermark
     jobs: tuple[ObservedJob, ...] = ()
     foreign_names: frozenset[str] = frozenset()  # FineTuneJob names in use by objects this policy does not own
+    rollouts: tuple[ObservedRollout, ...] = ()
 
 
 # --- intents ---------------------------------------------------------------------------------------------
@@ -92,7 +106,16 @@ class WriteAudit:
     record: Mapping[str, Any]
 
 
-Action = CreateFineTuneJob | DeleteFineTuneJob | WriteAudit
+@dataclass(frozen=True)
+class CreateRollout:
+    """Release a produced model: create this Rollout with an owner reference to the policy."""
+
+    name: str
+    labels: Mapping[str, str]
+    spec: Mapping[str, Any]
+
+
+Action = CreateFineTuneJob | DeleteFineTuneJob | WriteAudit | CreateRollout
 
 
 @dataclass(frozen=True)
@@ -245,6 +268,67 @@ def _blocked(spec: RetrainPolicySpec, active: Sequence[ObservedJob], next_name: 
     return None
 
 
+FINISHED_ROLLOUT = ("Healthy", "Aborted")  # promoted, or rolled back; Degraded waits for a person
+
+
+def serving_model(spec: RetrainPolicySpec, status: RetrainPolicyStatus, rollouts: Sequence[ObservedRollout]) -> str:
+    """What serves now: what the newest finished release left stable, else the release template's starting
+    model, else the template's base model."""
+    finished = [r for r in rollouts if r.owned and r.phase in FINISHED_ROLLOUT and r.stable_model]
+    if finished:
+        return str(max(finished, key=lambda r: (r.number or 0, r.name)).stable_model)
+    if status.serving_model:
+        return status.serving_model
+    release = spec.release
+    if release is not None and release.stable_model is not None:
+        return release.stable_model.name
+    return spec.template.spec.base_model.name
+
+
+def release_plan(spec: RetrainPolicySpec, status: RetrainPolicyStatus, policy: str, jobs: Sequence[ObservedJob],
+                 rollouts: Sequence[ObservedRollout]) -> CreateRollout | None:
+    """The Rollout to create now, if any: the newest succeeded job's model not released yet, one release at a
+    time (an unfinished or Degraded release holds the next), never a model onto itself. An older unreleased
+    model is skipped when a newer one succeeded: the newer one was trained on more data."""
+    if spec.release is None:
+        return None
+    owned = [r for r in rollouts if r.owned]
+    if any(r.phase not in FINISHED_ROLLOUT for r in owned):
+        return None
+    newest_released = max((r.number or 0 for r in owned), default=0)
+    released = {r.name for r in owned}
+    ready = [j for j in jobs if j.owned and j.stage == "Succeeded" and j.produced_model and j.name not in released
+             and (j.number or 0) > newest_released]
+    if not ready:
+        return None
+    job = max(ready, key=lambda j: (j.number or 0, j.name))
+    stable = serving_model(spec, status, rollouts)
+    if stable == job.produced_model:
+        return None
+    labels = {**spec.release.metadata.labels, LABEL_POLICY: policy, LABEL_TRIGGER: str(job.number or 0)}
+    rollout_spec = {**spec.release.spec.to_wire(), "stableModel": {"name": stable},
+                    "candidateModel": {"name": job.produced_model}}
+    return CreateRollout(job.name, labels, rollout_spec)
+
+
+def _release_status(spec: RetrainPolicySpec, status: RetrainPolicyStatus, created: CreateRollout | None,
+                    rollouts: Sequence[ObservedRollout]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if spec.release is None and not rollouts:
+        return out
+    out["servingModel"] = serving_model(spec, status, rollouts)
+    owned = sorted((r for r in rollouts if r.owned), key=lambda r: (r.number or 0, r.name))
+    if created is not None:
+        out["lastRelease"] = {"rollout": created.name, "stableModel": created.spec["stableModel"]["name"],
+                              "candidateModel": created.spec["candidateModel"]["name"], "phase": "Pending"}
+    elif owned:
+        newest = owned[-1]
+        release = {"rollout": newest.name, "stableModel": newest.spec_stable or "",
+                   "candidateModel": newest.candidate or ""}
+        out["lastRelease"] = {**release, **({"phase": newest.phase} if newest.phase else {})}
+    return out
+
+
 # --- the decision ---------------------------------------------------------------------------------------
 def decide(spec: RetrainPolicySpec, status: RetrainPolicyStatus, obs: RetrainObservation,
            now: datetime) -> RetrainDecision:
@@ -321,6 +405,13 @@ def decide(spec: RetrainPolicySpec, status: RetrainPolicyStatus, obs: RetrainObs
         events.append(Event("Normal", "HistoryLimit", f"deleted finished FineTuneJob {doomed!r} (history limit); "
                                                       "its ASRModel is kept"))
 
+    release = release_plan(spec, status, obs.name, obs.jobs, obs.rollouts)
+    if release is not None:
+        actions.append(release)
+        events.append(Event("Normal", "Released", f"created Rollout {release.name!r}: "
+                                                  f"{release.spec['stableModel']['name']} -> "
+                                                  f"{release.spec['candidateModel']['name']}"))
+
     produced = sorted((j for j in owned if j.stage == "Succeeded" and j.produced_model),
                       key=lambda j: j.number or 0)
     phase = "Suspended" if spec.suspend else ("Running" if active else "Watching")
@@ -333,6 +424,7 @@ def decide(spec: RetrainPolicySpec, status: RetrainPolicyStatus, obs: RetrainObs
         "activeCount": len(active),
         "conditions": merge_conditions(old_conditions, conditions, now, obs.generation),
     }
+    new.update(_release_status(spec, status, release, obs.rollouts))
     if last is not None:
         new["lastTrigger"] = last
     if produced:

@@ -28,6 +28,7 @@ from senseops_operator.models import RetrainPolicySpec, RetrainPolicyStatus
 
 PLURAL = "retrainpolicies"
 FTJ_PLURAL = "finetunejobs"
+ROLLOUT_PLURAL = "rollouts"
 
 
 def _observed_job(obj: dict[str, Any], uid: str) -> decide.ObservedJob:
@@ -45,6 +46,16 @@ def _observed_job(obj: dict[str, Any], uid: str) -> decide.ObservedJob:
         produced_model=(status.get("producedModel") or {}).get("name"),
         trigger_time=notes.get(decide.ANNOTATION_TRIGGER_TIME), cutoff=notes.get(decide.ANNOTATION_CUTOFF),
         new_hours=hours)
+
+
+def _observed_rollout(obj: dict[str, Any], uid: str) -> decide.ObservedRollout:
+    meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
+    number = (meta.get("labels") or {}).get(decide.LABEL_TRIGGER, "")
+    return decide.ObservedRollout(
+        name=meta["name"], owned=any(ref.get("uid") == uid for ref in meta.get("ownerReferences") or []),
+        number=int(number) if number.isdigit() else None, phase=status.get("phase"),
+        stable_model=status.get("stableModel"), spec_stable=(spec.get("stableModel") or {}).get("name"),
+        candidate=(spec.get("candidateModel") or {}).get("name"))
 
 
 def _observe(spec: RetrainPolicySpec, status: RetrainPolicyStatus, meta: dict[str, Any], namespace: str,
@@ -65,9 +76,14 @@ def _observe(spec: RetrainPolicySpec, status: RetrainPolicyStatus, meta: dict[st
                 raise
     since = decide.watermark(spec, status, jobs)
     segments = observe.segments_in_index(spec.source, list(spec.anchors), {"start": since} if since else None)
+    rollouts: tuple[decide.ObservedRollout, ...] = ()
+    if spec.release is not None or status.last_release is not None:
+        listed = custom.list_namespaced_custom_object(c.GROUP, c.VERSION, namespace, ROLLOUT_PLURAL,
+                                                      label_selector=f"{decide.LABEL_POLICY}={name}")
+        rollouts = tuple(_observed_rollout(obj, uid) for obj in listed.get("items") or [])
     return decide.RetrainObservation(
         generation=int(meta.get("generation") or 0), name=name, namespace=namespace, uid=uid,
-        segments=tuple(segments), jobs=jobs, foreign_names=foreign)
+        segments=tuple(segments), jobs=jobs, foreign_names=foreign, rollouts=rollouts)
 
 
 def _act(decision: decide.RetrainDecision, spec: RetrainPolicySpec, body: dict[str, Any], memo: kopf.Memo,
@@ -91,6 +107,16 @@ def _act(decision: decide.RetrainDecision, spec: RetrainPolicySpec, body: dict[s
                                               delay=decide.RETRY_SECONDS) from exc
                 raise
             RETRAIN_TRIGGERS.labels(namespace, meta["name"]).inc()
+        elif isinstance(action, decide.CreateRollout):
+            rollout = {"apiVersion": c.API_VERSION, "kind": "Rollout",
+                       "metadata": {"name": action.name, "namespace": namespace, "labels": dict(action.labels),
+                                    "ownerReferences": [owner]},
+                       "spec": dict(action.spec)}
+            try:
+                custom.create_namespaced_custom_object(c.GROUP, c.VERSION, namespace, ROLLOUT_PLURAL, rollout)
+            except ApiException as exc:
+                if exc.status != 409:  # created by an earlier try: observed (and not repeated) next time
+                    raise
         elif isinstance(action, decide.WriteAudit):
             store = open_store(spec.source if spec.source.endswith("/") else spec.source + "/")
             store.put(action.key, json.dumps(action.record, indent=1, sort_keys=True).encode() + b"\n")

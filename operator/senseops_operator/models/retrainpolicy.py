@@ -33,6 +33,7 @@ from senseops_operator.models.finetunejob import (
     Resources,
     RunPolicy,
 )
+from senseops_operator.models.rollout import RolloutTemplateSpec
 
 ConcurrencyPolicy = Literal["Forbid", "Allow"]
 ThresholdScope = Literal["PerAnchor", "Total"]
@@ -91,6 +92,19 @@ class FineTuneJobTemplate(ApiModel):
     spec: FineTuneJobTemplateSpec
 
 
+class ReleaseTemplate(ApiModel):
+    """Release each produced model: when a triggered FineTuneJob succeeds, a Rollout named like it moves traffic
+    from the model serving now to the new one (the closed loop, seed §6)."""
+
+    metadata: TemplateMetadata = Field(default_factory=TemplateMetadata, json_schema_extra=DEFAULT_EMPTY_OBJECT)
+    spec: RolloutTemplateSpec
+    stable_model: ObjectRef | None = Field(
+        default=None,
+        description="The model serving before this policy's first release (omitted: template.spec.baseModel). "
+        "Later releases start from what the last finished Rollout left serving.",
+    )
+
+
 class RetrainPolicySpec(ApiModel):
     """Desired state. Unlike a FineTuneJob's, it may change at any time (as a CronJob's)."""
 
@@ -142,6 +156,9 @@ class RetrainPolicySpec(ApiModel):
         default=c.DEFAULT_RETRAIN_CHECK_SECONDS, ge=c.MIN_RETRAIN_CHECK_SECONDS, le=86_400,
         description="How often the transcript index is read.",
     )
+    release: ReleaseTemplate | None = Field(
+        default=None, description="Roll each produced model out with this Rollout template (omitted: publish only).",
+    )
 
 
 class AnchorNewHours(ApiModel):
@@ -172,6 +189,13 @@ class LastTrigger(ApiModel):
     audit_key: str | None = Field(default=None, max_length=1024, description="The audit record in the store.")
 
 
+class LastRelease(ApiModel):
+    rollout: Name
+    stable_model: Name
+    candidate_model: Name
+    phase: str | None = Field(default=None, max_length=32, description="The Rollout's phase when last seen.")
+
+
 class RetrainPolicyStatus(StatusBase):
     phase: RetrainPhase | None = None
     new_data: NewData | None = None
@@ -180,3 +204,7 @@ class RetrainPolicyStatus(StatusBase):
                                     description="This policy's unfinished FineTuneJobs.")
     active_count: int = Field(default=0, ge=0)
     last_produced_model: ObjectRef | None = Field(default=None, description="The newest model its jobs published.")
+    serving_model: Name | None = Field(
+        default=None, description="What the last finished release left serving (the base of the next release).",
+    )
+    last_release: LastRelease | None = None

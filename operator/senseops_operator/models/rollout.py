@@ -125,37 +125,37 @@ class Analysis(ApiModel):
     metrics: list[AnalysisMetric] = Field(default_factory=list, max_length=c.MAX_ANALYSIS_METRICS)
 
 
-class RolloutSpec(ApiModel):
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": rules(
-            cel("self.stableModel.name != self.candidateModel.name", "candidateModel must differ from stableModel",
-                field_path=".candidateModel.name"),
-            cel(
-                "self.steps.exists(s, has(s.setWeight))"
-                " && self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight)"
-                "[size(self.steps.filter(s, has(s.setWeight))) - 1] == 100",
-                "steps must contain setWeight steps and the last setWeight must be 100",
-                field_path=".steps",
-            ),
-            cel(
-                "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()"
-                " && self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).all(w,"
-                " self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).exists_one(v, v == w))",
-                "setWeight values must be strictly increasing",
-                field_path=".steps",
-            ),
-            cel(
-                "!self.steps.exists(s, has(s.analysis))"
-                " || (has(self.analysis) && has(self.analysis.metrics) && size(self.analysis.metrics) > 0)",
-                "analysis steps need spec.analysis.metrics",
-                field_path=".analysis",
-            ),
-        )
-    }
+# The step rules every Rollout spec obeys, also a RetrainPolicy's release template.
+STEP_RULES = (
+    cel(
+        "self.steps.exists(s, has(s.setWeight))"
+        " && self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight)"
+        "[size(self.steps.filter(s, has(s.setWeight))) - 1] == 100",
+        "steps must contain setWeight steps and the last setWeight must be 100",
+        field_path=".steps",
+    ),
+    cel(
+        "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()"
+        " && self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).all(w,"
+        " self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).exists_one(v, v == w))",
+        "setWeight values must be strictly increasing",
+        field_path=".steps",
+    ),
+    cel(
+        "!self.steps.exists(s, has(s.analysis))"
+        " || (has(self.analysis) && has(self.analysis.metrics) && size(self.analysis.metrics) > 0)",
+        "analysis steps need spec.analysis.metrics",
+        field_path=".analysis",
+    ),
+)
+
+
+class RolloutTemplateSpec(ApiModel):
+    """A Rollout spec without its two models: what a RetrainPolicy's release template holds."""
+
+    model_config = ApiModel.model_config | {"json_schema_extra": rules(*STEP_RULES)}
 
     target: Target
-    stable_model: ObjectRef
-    candidate_model: ObjectRef
     steps: list[Step] = Field(min_length=1, max_length=c.MAX_ROLLOUT_STEPS)
     traffic_routing: TrafficRouting
     analysis: Analysis | None = None
@@ -167,6 +167,19 @@ class RolloutSpec(ApiModel):
         default=c.DEFAULT_SCALE_DOWN_DELAY_SECONDS, ge=0, le=86_400,
         description="After promotion, how long the candidate keeps its pods before it is scaled down.",
     )
+
+
+class RolloutSpec(RolloutTemplateSpec):
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": rules(
+            cel("self.stableModel.name != self.candidateModel.name", "candidateModel must differ from stableModel",
+                field_path=".candidateModel.name"),
+            *STEP_RULES,
+        )
+    }
+
+    stable_model: ObjectRef
+    candidate_model: ObjectRef
 
 
 MeasurementPhase = Literal["Successful", "Failed", "Inconclusive", "Error"]
