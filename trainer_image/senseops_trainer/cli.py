@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,9 @@ import yaml
 from senseops_common.storage import StorageError
 from senseops_trainer.config import load_config
 from senseops_trainer.context import GateFailed, RunContext, StageFailed
+from senseops_trainer.distributed import NODE_RANK_ENV
 from senseops_trainer.pipeline import STAGES, run_all, run_stage
-from senseops_trainer.progress import ProgressLog, status_sink_from_env
+from senseops_trainer.progress import NullStatusSink, ProgressLog, status_sink_from_env
 
 EXIT_FAILED = 2
 EXIT_GATE_FAILED = 3
@@ -75,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, yaml.YAMLError) as exc:
         progress.emit("config", "failed", message=str(exc))
         return EXIT_USAGE
+    if cfg.train.nodes > 1 and os.environ.get(NODE_RANK_ENV, "0") != "0":
+        progress.sink = NullStatusSink()  # one writer of status.progress: the pod of node rank 0
     ctx = RunContext(cfg=cfg, workdir=args.workdir, progress=progress)
     try:
         if args.command == "run":

@@ -89,9 +89,14 @@ def run_stage(ctx: RunContext, name: str) -> dict[str, Any]:
 
 def run_all(ctx: RunContext, until: str | None = None) -> dict[str, dict[str, Any]]:
     """Run every stage in order (finished ones are skipped by the manifest); stop after ``until``."""
+    from senseops_trainer.train import topology_of
+
+    coordinator = topology_of(ctx.cfg.train, ctx.cfg.job_name).coordinator
     results: dict[str, dict[str, Any]] = {}
     for name in STAGES:
         results[name] = run_stage(ctx, name)
         if name == until:
             break
+        if name == "train" and not coordinator:
+            break  # distributed.py: the pod of node rank 0 evaluates, exports and packages
     return results
