@@ -327,8 +327,11 @@ def train(ctx: RunContext, base_model: Path) -> dict[str, Any]:
             ctx.progress.emit("train", "repaired", message=f"model.pt was unreadable; restored from {restored}")
         seen = _run_funasr(ctx, command, env, topo)
         last = seen["last"] or {}
-        ranks = {"world_size": topo.world_size, "node_rank": topo.node_rank,
-                 "checkpoints_with_equal_weights": len({(w.get("epoch"), w.get("step")) for w in seen["weights"]})}
+        ranks: dict[str, Any] = {}
+        if topo.world_size > 1:  # pods compare these digests across nodes (every rank prints its own)
+            ranks = {"world_size": topo.world_size, "node_rank": topo.node_rank,
+                     "checkpoints_with_equal_weights": len({(w.get("epoch"), w.get("step")) for w in seen["weights"]}),
+                     "final_weights_sha256": seen["weights"][-1]["sha256"] if seen["weights"] else None}
         if not topo.coordinator:
             # Rank 0 (node 0) saved the checkpoints; this pod's part ends here.
             return StageOutcome([LOSS_CURVE], {"resumed": seen["resumed"], "steps_this_run": seen["steps_run"],
