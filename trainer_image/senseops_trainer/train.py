@@ -330,7 +330,7 @@ def train(ctx: RunContext, base_model: Path) -> dict[str, Any]:
         ranks: dict[str, Any] = {}
         if topo.world_size > 1:  # pods compare these digests across nodes (every rank prints its own)
             ranks = {"world_size": topo.world_size, "node_rank": topo.node_rank,
-                     "checkpoints_with_equal_weights": len({(w.get("epoch"), w.get("step")) for w in seen["weights"]}),
+                     "checkpoints_digested": len({(w.get("epoch"), w.get("step")) for w in seen["weights"]}),
                      "final_weights_sha256": seen["weights"][-1]["sha256"] if seen["weights"] else None}
         if not topo.coordinator:
             # Rank 0 (node 0) saved the checkpoints; this pod's part ends here.
