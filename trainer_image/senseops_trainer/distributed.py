@@ -145,5 +145,5 @@ def install_cpu_ddp(train_module: Any) -> None:
         return self
 
     torch.cuda.set_device = lambda device: None
-    torch.nn.Module.cuda = stay_on_cpu  # type: ignore[method-assign,assignment]
+    torch.nn.Module.cuda = stay_on_cpu  # type: ignore[method-assign]
     train_module.DDP = cpu_ddp
