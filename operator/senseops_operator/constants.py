@@ -32,6 +32,10 @@ MAX_ROLLOUT_STEPS: Final = 20
 MAX_ANALYSIS_METRICS: Final = 10
 MAX_ANCHORS: Final = 1000
 MAX_GPUS: Final = 16
+# Training pods of one FineTuneJob (resources.nodes): an Indexed Job whose pods are <name>-train-<index>.
+MAX_TRAINING_NODES: Final = 64
+# The longest FineTuneJob name whose pod host names <name>-train-<index> still fit a 63-character DNS label.
+MAX_MULTINODE_JOB_NAME_LENGTH: Final = MAX_NAME_LENGTH - len("-train-") - len(str(MAX_TRAINING_NODES - 1))
 MAX_EPOCHS: Final = 100
 MAX_LEARNING_RATE: Final = 1.0
 MIN_ANALYSIS_INTERVAL_SECONDS: Final = 10

@@ -86,6 +86,7 @@ FINE_TUNE_JOB = Kind(
         PrinterColumn("Base", ".spec.baseModel.name"),
         PrinterColumn("Output", ".spec.output.modelName"),
         PrinterColumn("GPUs", ".spec.resources.gpus", type="integer"),
+        PrinterColumn("Nodes", ".spec.resources.nodes", type="integer", priority=1),
         PrinterColumn("Phase", ".status.phase"),
         PrinterColumn("Stage", ".status.stage"),
         PrinterColumn("Data", ".status.data.summary"),
@@ -95,6 +96,15 @@ FINE_TUNE_JOB = Kind(
         PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
     ),
     description="One fine-tuning run: data selection, training, evaluation gate, packaging.",
+    root_rules=(
+        {
+            "rule": "!has(self.spec.resources) || !has(self.spec.resources.nodes) || self.spec.resources.nodes == 1"
+            f" || self.metadata.name.size() <= {c.MAX_MULTINODE_JOB_NAME_LENGTH}",
+            "message": f"resources.nodes > 1 needs a FineTuneJob name of at most {c.MAX_MULTINODE_JOB_NAME_LENGTH}"
+            " characters: its pods are <name>-train-<index> and their host names must fit 63 characters",
+            "fieldPath": ".spec.resources.nodes",
+        },
+    ),
 )
 
 ROLLOUT = Kind(

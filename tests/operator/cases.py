@@ -97,6 +97,13 @@ def _set(path: str, value: Any) -> Callable[[Obj], None]:
 _DELETE = object()
 
 
+def _both(*mutations: Callable[[Obj], None]) -> Callable[[Obj], None]:
+    def mutate(obj: Obj) -> None:
+        for m in mutations:
+            m(obj)
+    return mutate
+
+
 def _steps(*steps: Obj) -> Callable[[Obj], None]:
     return _set("spec.steps", list(steps))
 
@@ -129,6 +136,10 @@ CASES: list[Case] = [
     Case("ftj-zero-epochs", fine_tune_job, _set("spec.hyperparameters.epochs", 0), "spec.hyperparameters.epochs"),
     Case("ftj-too-many-gpus", fine_tune_job, _set("spec.resources", {"gpus": 64}), "spec.resources.gpus"),
     Case("ftj-bad-memory", fine_tune_job, _set("spec.resources", {"memory": "lots"}), "spec.resources.memory"),
+    Case("ftj-too-many-nodes", fine_tune_job, _set("spec.resources", {"nodes": 65}), "spec.resources.nodes"),
+    Case("ftj-zero-nodes", fine_tune_job, _set("spec.resources", {"nodes": 0}), "spec.resources.nodes"),
+    Case("ftj-multinode-long-name", fine_tune_job, _both(_set("spec.resources", {"nodes": 2}),
+                                                         _set("metadata.name", "n" * 55)), "spec.resources.nodes"),
     Case("ftj-no-anchors", fine_tune_job, _set("spec.dataset.anchorIds", []), "spec.dataset.anchorIds"),
     Case("ftj-bad-anchor", fine_tune_job, _set("spec.dataset.anchorIds", ["a/b"]), "spec.dataset.anchorIds[0]"),
     Case("ftj-http-source", fine_tune_job, _set("spec.dataset.source", "http://169.254.169.254/"),

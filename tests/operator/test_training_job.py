@@ -139,3 +139,77 @@ def test_an_unknown_trainer_setting_is_left_for_the_trainer_to_refuse() -> None:
     assert rendered["train"]["no_such_knob"] == 1
     with pytest.raises(ValueError, match="no_such_knob"):
         config_from_dict(rendered)
+
+
+# --- resources.nodes > 1: Indexed Job + headless Service + c10d rendezvous ---------------------------------
+
+MULTINODE_CASES = [
+    # name, resources, run policy, expected (completions, backoffLimitPerIndex, gpu limit, trainer "nodes")
+    ("two cpu pods", {"gpus": 0, "nodes": 2}, {"backoffLimit": 2}, (2, 2, None, 2)),
+    ("four pods of 8 gpus, default retries", {"gpus": 8, "nodes": 4}, {}, (4, 2, "8", 4)),
+    ("no retries", {"gpus": 1, "nodes": 3}, {"backoffLimit": 0}, (3, 0, "1", 3)),
+]
+
+
+@pytest.mark.parametrize(("name", "resources", "run_policy", "expected"), MULTINODE_CASES,
+                         ids=[c[0] for c in MULTINODE_CASES])
+def test_multinode_renders_an_indexed_job(name, resources, run_policy, expected) -> None:
+    completions, per_index, gpu, trainer_nodes = expected
+    body = owner(resources=resources, runPolicy=run_policy)
+    cm, job = tj.render(body, "/m", "sa", None)
+    spec = job["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", completions, completions)
+    # Retries per index: one gang failure costs every index one retry (what backoffLimit means for one pod);
+    # an index out of retries ends the Job, since training cannot finish without it.
+    assert (spec["backoffLimitPerIndex"], spec["maxFailedIndexes"]) == (per_index, 0)
+    assert "backoffLimit" not in spec
+    assert spec["podFailurePolicy"] == tj.pod_failure_policy()
+    pod = spec["template"]["spec"]
+    assert pod["subdomain"] == "ftj-1-workers" and pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"].get("nvidia.com/gpu") == gpu
+    assert {"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
+        "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}} in container["env"]
+    assert container["ports"] == [{"name": "rendezvous", "containerPort": 29500, "protocol": "TCP"}]
+    train = yaml.safe_load(cm["data"]["job.yaml"])["train"]
+    assert (train["nodes"], train["rdzv_endpoint"]) == (trainer_nodes, "ftj-1-train-0.ftj-1-workers:29500")
+    # The trainer's own parser takes the distributed settings.
+    cfg = config_from_dict(yaml.safe_load(cm["data"]["job.yaml"]))
+    assert (cfg.train.nodes, cfg.train.rdzv_endpoint) == (trainer_nodes, "ftj-1-train-0.ftj-1-workers:29500")
+
+
+def test_multinode_headless_service_selects_the_jobs_pods() -> None:
+    body = owner(resources={"gpus": 0, "nodes": 2})
+    service = tj.workers_service(body)
+    assert service is not None
+    _, job = tj.render(body, "/m", "sa", None)
+    assert service["metadata"]["name"] == job["spec"]["template"]["spec"]["subdomain"] == "ftj-1-workers"
+    (ref,) = service["metadata"]["ownerReferences"]
+    assert (ref["kind"], ref["uid"], ref["controller"]) == ("FineTuneJob", "u-1", True)
+    spec = service["spec"]
+    assert spec["clusterIP"] == "None" and spec["publishNotReadyAddresses"] is True
+    assert spec["selector"] == {"batch.kubernetes.io/job-name": job["metadata"]["name"]}
+    assert spec["ports"] == [{"name": "rendezvous", "port": 29500, "targetPort": 29500, "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize("resources", [{"gpus": 2}, {"gpus": 0, "nodes": 1}, {}])
+def test_single_node_stays_a_plain_job_without_service(resources) -> None:
+    body = owner(resources=resources)
+    cm, job = tj.render(body, "/m", "sa", None)
+    assert tj.workers_service(body) is None
+    spec = job["spec"]
+    assert "completionMode" not in spec and "backoffLimitPerIndex" not in spec and spec["backoffLimit"] == 4
+    assert "subdomain" not in spec["template"]["spec"]
+    assert "nodes" not in yaml.safe_load(cm["data"]["job.yaml"])["train"]
+
+
+def test_rendezvous_host_is_pod_zero_of_the_job_and_fits_a_dns_label() -> None:
+    from senseops_operator import constants as c
+
+    name = "n" * c.MAX_MULTINODE_JOB_NAME_LENGTH
+    host = tj.rendezvous_endpoint(name).rsplit(":", 1)[0]
+    pod, service = host.split(".")
+    # The longest name the CRD admits for nodes > 1 still gives the last pod a valid host name.
+    assert pod == f"{tj.child_name(name, 'train')}-0"
+    assert len(f"{tj.child_name(name, 'train')}-{c.MAX_TRAINING_NODES - 1}") == 63
+    assert service == tj.workers_service_name(name) and len(service) <= 63

@@ -111,6 +111,15 @@ class PodWorker(threading.Thread):
         self.envs: dict[str, dict[str, str]] = {}
         self._last_status: dict[str, Any] | None = None
         self._last_sent: dict[str, Any] | None = None
+        self.hostname: str | None = None  # set for pods with spec.hostname / spec.subdomain
+        self.network_released = False
+        self.hosts_path = self.dir / "hosts"
+
+    def host_entry(self) -> s.HostEntry | None:
+        """This pod's line in its peers' hosts files while its network exists."""
+        if self.hostname is None or self.sandbox is None or self.network_released:
+            return None
+        return s.HostEntry(self.sandbox.ip, self.hostname, self.pod["spec"].get("subdomain"))
 
     # --- requests from the watch ---------------------------------------------------------------
     def update(self, pod: dict[str, Any]) -> None:
@@ -172,6 +181,10 @@ class PodWorker(threading.Thread):
         for ns_address, ns_port, host_port in self.node.bridge_routes():
             self.bridge.add(ns_address, ns_port, host_port)
         self._publish()  # the pod address is known from here on
+        self.hostname = s.pod_hostname(self.pod)
+        if self.hostname is not None:
+            self.hosts_path.write_text("")
+            self.node.refresh_hosts(self.namespace)  # this pod's file, and its peers learn its address
         volume_dirs, read_only = self.node.volumes.materialise(self.pod, self.dir / "volumes")
         source = self.node.env_source(self.pod)
         protected = [str(REPO), str(Path(sys.prefix).resolve()), str(self.node.state_dir.resolve()),
@@ -181,8 +194,9 @@ class PodWorker(threading.Thread):
                                   self.node.base_env())
             argv = self.node.resolve_program(s.container_argv(c.spec, env), env)
             mounts = s.container_mounts(c.spec, volume_dirs, read_only, protected)
-            self.launch[c.name] = s.launch_argv(self.sandbox.netns, mounts, c.spec.get("workingDir"), argv,
-                                                keep=s.hidden_by(mounts, protected))
+            self.launch[c.name] = s.launch_argv(
+                self.sandbox.netns, mounts, c.spec.get("workingDir"), argv, keep=s.hidden_by(mounts, protected),
+                hostname=self.hostname, hosts=str(self.hosts_path) if self.hostname is not None else None)
             self.envs[c.name] = env
 
     # --- one pass ----------------------------------------------------------------------------------
@@ -394,9 +408,14 @@ class PodWorker(threading.Thread):
         if self.bridge is not None:
             self.bridge.close()
             self.bridge = None
-        if self.sandbox is not None:
+        if self.sandbox is not None and not self.network_released:
+            # Once only: a finished pod releases its network, then again on clean-up; a second release
+            # would put its address into the free pool twice (two later pods with one address).
+            self.network_released = True
             self.sandbox.destroy()
             self.node.network.release_address(self.sandbox.ip)
+            if self.hostname is not None:
+                self.node.refresh_hosts(self.namespace)  # peers forget the released address
 
     def _cleanup(self) -> None:
         self._release_network()
@@ -770,6 +789,23 @@ class ProcessNode:
             self.coord.create_namespaced_lease("kube-node-lease", body)
 
     # --- pods ------------------------------------------------------------------------------------
+    def refresh_hosts(self, namespace: str) -> None:
+        """Rewrite the hosts file of every pod with a host name in ``namespace`` (see ``spec.hosts_file``).
+
+        Written in place (same inode), so the bind mount over each container's /etc/hosts shows the new
+        lines at once; the resolver reads the file on every lookup, as it would ask cluster DNS.
+        """
+        with self.lock:
+            workers = [w for w in self.workers.values() if w.namespace == namespace]
+        entries = [(w, w.host_entry()) for w in workers]
+        peers = [e for _, e in entries if e is not None]
+        for worker, entry in entries:
+            if entry is None:
+                continue
+            with contextlib.suppress(OSError), open(worker.hosts_path, "r+", encoding="utf-8") as handle:
+                handle.truncate(0)
+                handle.write(s.hosts_file(namespace, entry, peers))
+
     def forget(self, uid: str) -> None:
         with self.lock:
             self.workers.pop(uid, None)

@@ -148,6 +148,9 @@ class PodSandbox:
     host_veth: str
     ip: str
     host_ip: str
+    # With the block's pod CIDR, pods reach each other: a route to the CIDR via the host end, and IPv4
+    # forwarding switched on for this host end only (the machine's global ip_forward is left alone).
+    pod_cidr: str | None = None
 
     @property
     def netns_path(self) -> str:
@@ -168,6 +171,8 @@ class PodSandbox:
             [*inside, "link", "set", "eth0", "up"],
             [*inside, "route", "add", f"{self.host_ip}/32", "dev", "eth0"],
             ["ip", "route", "replace", f"{self.ip}/32", "dev", self.host_veth],
+            *([[*inside, "route", "add", self.pod_cidr, "via", self.host_ip, "dev", "eth0"],
+               ["sysctl", "-qw", f"net.ipv4.conf.{self.host_veth}.forwarding=1"]] if self.pod_cidr else []),
         ]
 
     def add_address(self, address: str) -> None:
@@ -251,7 +256,7 @@ class PodNetwork:
             self._sandboxes += 1
             number = self._sandboxes
         sandbox = PodSandbox(f"{self.plan.netns}-{number}", f"sop{self.plan.index}x{number}", address,
-                             self.plan.host_ip)
+                             self.plan.host_ip, str(self.plan.pod_cidr))
         try:
             for cmd in sandbox.setup_commands():
                 _run(cmd)

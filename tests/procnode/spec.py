@@ -263,8 +263,52 @@ def container_mounts(container: Mapping[str, Any], volume_dirs: Mapping[str, str
 STASH_DIR = "/run/senseops-procnode-stash"
 
 
+CLUSTER_DOMAIN = "cluster.local"
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    """One pod's line in the pods' hosts files: its address, host name and (headless Service) subdomain."""
+
+    ip: str
+    hostname: str
+    subdomain: str | None = None
+
+
+def pod_hostname(pod: Mapping[str, Any]) -> str | None:
+    """The pod's own host name when it asks for one (``spec.hostname``, or its name with a ``subdomain``),
+    as for an Indexed Job's pods (``<job>-<index>``); ``None`` leaves the pod with the machine's."""
+    spec = pod.get("spec") or {}
+    if spec.get("hostname"):
+        return str(spec["hostname"])[:63]
+    if spec.get("subdomain"):
+        return str((pod.get("metadata") or {}).get("name", ""))[:63]
+    return None
+
+
+def hosts_file(namespace: str, own: HostEntry, peers: Sequence[HostEntry]) -> str:
+    """``/etc/hosts`` of a pod with a host name: the kubelet's lines (localhost, the pod's own name) plus,
+    standing in for cluster DNS, every running pod of the same namespace and subdomain under
+    ``<hostname>.<subdomain>`` and its fully qualified name — what a headless Service with that name
+    publishes. Peers are written in the order given; the pod itself is never listed twice."""
+    lines = ["# Managed by the SenseOps process node (a kubelet stand-in for tests).",
+             "127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+
+    def names(entry: HostEntry) -> str:
+        if not entry.subdomain:
+            return entry.hostname
+        short = f"{entry.hostname}.{entry.subdomain}"
+        return f"{short}.{namespace}.svc.{CLUSTER_DOMAIN}\t{short}\t{entry.hostname}"
+
+    lines.append(f"{own.ip}\t{names(own)}")
+    for peer in peers:
+        if peer.subdomain and peer.subdomain == own.subdomain and peer.ip != own.ip:
+            lines.append(f"{peer.ip}\t{names(peer)}")
+    return "\n".join(lines) + "\n"
+
+
 def launch_argv(netns: str, mounts: Sequence[Mount], working_dir: str | None, argv: Sequence[str],
-                keep: Sequence[str] = ()) -> list[str]:
+                keep: Sequence[str] = (), hostname: str | None = None, hosts: str | None = None) -> list[str]:
     """The host command that starts a container: into the pod's network namespace, then a private mount
     namespace where the volumes are bind-mounted at their ``mountPath``, then ``exec`` of the program
     (so the container's pid is the one the node started).
@@ -272,6 +316,9 @@ def launch_argv(netns: str, mounts: Sequence[Mount], working_dir: str | None, ar
     Every volume source, and every path in ``keep`` (host paths a mount would hide, see :func:`hidden_by`),
     is first bound aside onto a private tmpfs, so no mount can hide a later mount's source; the volumes are
     then mounted from there, and the kept paths bound back over them.
+
+    With ``hostname`` the container also gets a UTS namespace with that host name, and ``hosts`` (a file
+    the node keeps current, see :func:`hosts_file`) is bound over ``/etc/hosts``.
     """
     q = shlex.quote
     script = ["set -e", f"mkdir -p {STASH_DIR}", f"mount -t tmpfs stash {STASH_DIR}"]
@@ -289,10 +336,15 @@ def launch_argv(netns: str, mounts: Sequence[Mount], working_dir: str | None, ar
             script.append(f"mount -o remount,bind,ro {q(m.target)}")
     for i, path in enumerate(keep):
         script.append(f"mkdir -p {q(path)}; mount --bind {STASH_DIR}/k{i} {q(path)}")
+    if hosts:
+        script.append(f"mount --bind {q(hosts)} /etc/hosts")
+    if hostname:
+        script.append(f"hostname {q(hostname)}")
     if working_dir:
         script.append(f"mkdir -p {q(working_dir)}; cd {q(working_dir)}")
     script.append('exec "$@"')
-    return ["ip", "netns", "exec", netns, "unshare", "--mount", "--propagation", "private", "--",
+    uts = ["--uts"] if hostname else []
+    return ["ip", "netns", "exec", netns, "unshare", "--mount", "--propagation", "private", *uts, "--",
             "/bin/sh", "-c", "; ".join(script), "container", *argv]
 
 

@@ -206,3 +206,47 @@ def test_sandbox_commands_route_only_the_pod_address() -> None:
     assert "ip route replace 198.18.12.20/32 dev sop3x17" in cmds
     assert not any("default" in c for c in cmds)  # pods get no route off the machine
     assert len(box.host_veth) <= 15
+
+
+@pytest.mark.parametrize(("spec", "name", "want"), [
+    ({"hostname": "ftj-train-1", "subdomain": "ftj-workers"}, "ftj-train-1-abcde", "ftj-train-1"),
+    ({"subdomain": "svc"}, "web-0", "web-0"),
+    ({"hostname": "h" * 70}, "p", "h" * 63),
+    ({}, "plain", None),
+])
+def test_pod_hostname(spec: dict, name: str, want: str | None) -> None:
+    assert s.pod_hostname({"metadata": {"name": name}, "spec": spec}) == want
+
+
+def test_hosts_file_lists_the_pod_and_its_subdomain_peers_only() -> None:
+    own = s.HostEntry("198.18.12.20", "ftj-train-1", "ftj-workers")
+    peers = [own, s.HostEntry("198.18.12.21", "ftj-train-0", "ftj-workers"),
+             s.HostEntry("198.18.12.22", "other-0", "other"), s.HostEntry("198.18.12.23", "lone")]
+    lines = s.hosts_file("ml", own, peers).splitlines()
+    assert "127.0.0.1\tlocalhost" in lines
+    assert lines.count("198.18.12.20\tftj-train-1.ftj-workers.ml.svc.cluster.local\tftj-train-1.ftj-workers"
+                       "\tftj-train-1") == 1
+    assert "198.18.12.21\tftj-train-0.ftj-workers.ml.svc.cluster.local\tftj-train-0.ftj-workers\tftj-train-0" \
+        in lines
+    assert not any("198.18.12.22" in line or "198.18.12.23" in line for line in lines)
+    # A pod with a host name but no subdomain knows only itself.
+    alone = s.hosts_file("ml", s.HostEntry("198.18.12.23", "lone"), peers).splitlines()
+    assert alone[-1] == "198.18.12.23\tlone" and not any("ftj" in line for line in alone)
+
+
+def test_launch_argv_with_a_hostname_gets_its_own_uts_namespace_and_hosts_file() -> None:
+    argv = s.launch_argv("ns1", [], None, ["python"], hostname="ftj-train-0", hosts="/state/pods/p/hosts")
+    assert argv[:9] == ["ip", "netns", "exec", "ns1", "unshare", "--mount", "--propagation", "private", "--uts"]
+    steps = argv[argv.index("-c") + 1].split("; ")
+    assert "mount --bind /state/pods/p/hosts /etc/hosts" in steps and "hostname ftj-train-0" in steps
+    plain = s.launch_argv("ns1", [], None, ["python"])
+    assert "--uts" not in plain and "/etc/hosts" not in plain[plain.index("-c") + 1]
+
+
+def test_sandbox_commands_route_the_pod_cidr_through_the_host_end_only() -> None:
+    box = PodSandbox("senseops-pn3-17", "sop3x17", "198.18.12.20", "198.19.254.13", "198.18.12.0/22")
+    cmds = [" ".join(c) for c in box.setup_commands()]
+    assert "ip -n senseops-pn3-17 route add 198.18.12.0/22 via 198.19.254.13 dev eth0" in cmds
+    # Forwarding on this pod's host end, not the machine-wide switch.
+    assert "sysctl -qw net.ipv4.conf.sop3x17.forwarding=1" in cmds
+    assert not any("ip_forward" in c or "all.forwarding" in c or "default" in c for c in cmds)

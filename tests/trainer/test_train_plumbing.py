@@ -34,9 +34,14 @@ VAL_LINE = (
 )
 
 LOG_CASES = [
-    ("train step", TRAIN_LINE, {"kind": "train", "epoch": 1, "max_epoch": 3, "step": 4, "steps_per_epoch": 10,
-                                "total_step": 14, "loss": 12.345}),
-    ("validation", VAL_LINE, {"kind": "val", "epoch": 2, "total_step": 1, "loss": 9.5}),
+    ("train step", TRAIN_LINE, {"kind": "train", "rank": 0, "epoch": 1, "max_epoch": 3, "step": 4,
+                                "steps_per_epoch": 10, "total_step": 14, "loss": 12.345}),
+    ("train step of rank 3", TRAIN_LINE.replace("rank: 0", "rank: 3"),
+     {"kind": "train", "rank": 3, "epoch": 1, "max_epoch": 3, "step": 4, "steps_per_epoch": 10, "total_step": 14,
+      "loss": 12.345}),
+    ("weights digest", 'SENSEOPS_WEIGHTS {"rank": 1, "epoch": 2, "step": null, "sha256": "ab"}',
+     {"kind": "weights", "rank": 1, "epoch": 2, "step": None, "sha256": "ab"}),
+    ("validation", VAL_LINE, {"kind": "val", "rank": 0, "epoch": 2, "total_step": 1, "loss": 9.5}),
     ("resume notice", "Checkpoint loaded successfully from '/w/train/funasr/model.pt'", {"kind": "resumed"}),
     ("other noise", "Build model, frontend, tokenizer", None),
 ]
@@ -68,8 +73,10 @@ def test_cpu_command_has_the_design_flags() -> None:
 def test_multi_gpu_uses_torchrun_and_freezing_is_passed() -> None:
     params = TrainParams(device="cuda", gpus=4, freeze_front_blocks=1, save_every_steps=50)
     cmd = build_train_command(params, Path("/m"), Path("/t"), Path("/v"), Path("/o"), "py")
-    assert cmd[:5] == ["py", "-m", "torch.distributed.run", "--nproc_per_node=4", "-m"]
-    assert cmd[5] == "senseops_trainer.funasr_guarded"
+    assert cmd[:7] == ["py", "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc-per-node=4",
+                       "-m"]
+    assert cmd[7] == "senseops_trainer.funasr_guarded"
+    assert "++backend=nccl" in cmd
     assert "++freeze_param=encoder.encoders0" in cmd
     assert "++train_conf.save_checkpoint_interval=50" in cmd and "++train_conf.validate_interval=50" in cmd
 

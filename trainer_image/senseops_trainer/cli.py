@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,9 @@ import yaml
 from senseops_common.storage import StorageError
 from senseops_trainer.config import TrainerConfig, load_config
 from senseops_trainer.context import GateFailed, RunContext, StageFailed
+from senseops_trainer.distributed import NODE_RANK_ENV
 from senseops_trainer.pipeline import STAGES, run_all, run_stage
-from senseops_trainer.progress import ProgressLog, status_sink_from_env
+from senseops_trainer.progress import NullStatusSink, ProgressLog, status_sink_from_env
 from senseops_trainer.state_sync import WorkdirMirror
 
 EXIT_FAILED = 2
@@ -89,11 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, yaml.YAMLError) as exc:
         progress.emit("config", "failed", message=str(exc))
         return EXIT_USAGE
+    coordinator = cfg.train.nodes <= 1 or os.environ.get(NODE_RANK_ENV, "0") == "0"
+    if not coordinator:
+        progress.sink = NullStatusSink()  # one writer of status.progress: the pod of node rank 0
     mirror = None
     try:
         if args.command == "run":
-            # Before the run context reads the manifest: it may come from an earlier (killed) pod.
-            mirror = _restore_state(cfg, args.workdir, progress)
+            # Before the run context reads the manifest: it may come from an earlier (killed) pod. One pod
+            # mirrors (node rank 0: it holds FunASR's checkpoints); the other ranks redo the data stages.
+            mirror = _restore_state(cfg, args.workdir, progress) if coordinator else None
         ctx = RunContext(cfg=cfg, workdir=args.workdir, progress=progress)
         if args.command == "run":
             results = run_all(ctx, until=args.until, mirror=mirror)

@@ -56,6 +56,9 @@ class TrainParams:
     save_every_steps: int = 0  # 0 = once per epoch; >0 also checkpoints mid-epoch (for resume)
     device: str = "cpu"  # cpu | cuda
     gpus: int = 0  # >1 launches torchrun with one process per GPU
+    nodes: int = 1  # >1: pods of an Indexed Job train together (distributed.py); node rank from the pod's env
+    procs_per_node: int = 0  # processes per pod; 0 = one per GPU on cuda, one on cpu
+    rdzv_endpoint: str = ""  # host:port of node 0's c10d rendezvous when nodes > 1
     seed: int = 0
     num_threads: int = 0  # torch CPU threads in the training process (0 = torch's default)
     extra_overrides: tuple[str, ...] = ()  # raw "++key=value" lines passed to funasr.bin.train

@@ -10,6 +10,9 @@ The installed FunASR package is not edited; this entry point wraps it before han
 * FunASR's trainer logs ``math.exp(loss_avg)``, which raises ``OverflowError`` for any average loss above
   ≈ 709; its ``math`` is replaced by a module whose ``exp`` saturates to ``inf``.
 
+Under DDP every rank also prints a digest of its weights at each checkpoint (``distributed.py``), and a
+CPU run gets gloo DDP through :func:`~senseops_trainer.distributed.install_cpu_ddp`.
+
 Under DDP the zero loss stays connected to every parameter (zero gradients) so all ranks still reduce
 the same tensors; a single process gets a detached zero and no gradients at all.
 """
@@ -23,6 +26,7 @@ import sys
 import types
 from typing import Any
 
+from senseops_trainer.distributed import install_cpu_ddp, weights_digest, weights_marker
 from senseops_trainer.loss_guard import (
     GUARD_ENV,
     INJECT_ENV,
@@ -124,16 +128,35 @@ def install(cfg: LossGuardConfig, injections: dict[int, float]) -> LossGuard:
             return _original(self, *args, **kwargs)
 
         trainer_cls.train_epoch = train_epoch
+        trainer_cls.save_checkpoint = _reporting_weights(trainer_cls.save_checkpoint)
         trainer_cls._senseops_guarded = True
     return guard
+
+
+def _reporting_weights(original: Any) -> Any:
+    """``Trainer.save_checkpoint`` that first prints this rank's weights digest (every rank, under DDP)."""
+
+    @functools.wraps(original)
+    def save_checkpoint(self: Any, epoch: Any, *args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        model = kwargs.get("model")
+        if model is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+            print(weights_marker(torch.distributed.get_rank(), int(epoch), kwargs.get("step"),
+                                 weights_digest(model)), flush=True)
+        return original(self, epoch, *args, **kwargs)
+
+    return save_checkpoint
 
 
 def main() -> None:
     """Install the guard, then run FunASR's own training entry point with our argv."""
     install(LossGuardConfig.from_env(os.environ.get(GUARD_ENV)), parse_injections(os.environ.get(INJECT_ENV)))
-    from funasr.bin.train import main_hydra
+    from funasr.bin import train as funasr_train
 
-    main_hydra()
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        install_cpu_ddp(funasr_train)  # a no-op where CUDA is available
+    funasr_train.main_hydra()
 
 
 if __name__ == "__main__":

@@ -96,6 +96,9 @@ def run_all(ctx: RunContext, until: str | None = None,
     With a ``mirror`` the work directory is pushed to the store after each stage (finished or failed) and
     every ``state_interval_s`` while training, so a retried pod resumes instead of starting again.
     """
+    from senseops_trainer.train import topology_of
+
+    coordinator = topology_of(ctx.cfg.train, ctx.cfg.job_name).coordinator
     results: dict[str, dict[str, Any]] = {}
     for name in STAGES:
         if mirror is not None and name == "train":
@@ -114,4 +117,6 @@ def run_all(ctx: RunContext, until: str | None = None,
                     ctx.progress.emit("state", "pushed", files=len(pushed), after=name)
         if name == until:
             break
+        if name == "train" and not coordinator:
+            break  # distributed.py: the pod of node rank 0 evaluates, exports and packages
     return results

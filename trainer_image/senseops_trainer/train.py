@@ -25,6 +25,7 @@ from senseops_common.progress import Progress
 from senseops_trainer.config import TrainParams
 from senseops_trainer.context import RunContext, StageFailed, StageOutcome
 from senseops_trainer.data_stages import TRAIN_LIST, VAL_LIST
+from senseops_trainer.distributed import Topology, backend_for, diverged, launcher, parse_weights_marker, topology
 from senseops_trainer.loss_guard import GUARD_ENV, parse_marker, skip_limit_reason
 from senseops_trainer.progress import estimate_eta_s
 
@@ -42,12 +43,12 @@ _NOT_COPIED = {TRAINING_INFO, "senseops_testmodel.json"}
 # "train, rank: 0, epoch: 0/2, data_slice: 0/1, step_in_slice: 3/10, step_in_epoch: 3, total step: 3,
 #  (loss_avg_rank: 2.345), …"
 _TRAIN_LINE = re.compile(
-    r"\btrain, rank: \d+, epoch: (?P<epoch>\d+)/(?P<max_epoch>\d+), .*?"
+    r"\btrain, rank: (?P<rank>\d+), epoch: (?P<epoch>\d+)/(?P<max_epoch>\d+), .*?"
     r"step_in_slice: (?P<step>\d+)/(?P<steps>-?\d+), step_in_epoch: \d+, total step: (?P<total>\d+), "
     r"\(loss_avg_rank: (?P<loss>[-+0-9.eEnaif]+)\)"
 )
 _VAL_LINE = re.compile(
-    r"\bval, rank: \d+, epoch: (?P<epoch>\d+)/\d+, .*?total step: (?P<total>\d+), "
+    r"\bval, rank: (?P<rank>\d+), epoch: (?P<epoch>\d+)/\d+, .*?total step: (?P<total>\d+), "
     r"\(loss_avg_rank: (?P<loss>[-+0-9.eEnaif]+)\)"
 )
 _RESUMED = re.compile(r"Checkpoint loaded successfully from")
@@ -63,11 +64,21 @@ def freeze_param(front_blocks: int) -> str | None:
     return ",".join(names)
 
 
+def topology_of(params: TrainParams, job_name: str, env: dict[str, str] | None = None) -> Topology:
+    """This pod's place in the training world (see ``distributed.py``); bad settings fail the stage."""
+    try:
+        return topology(params.device, params.gpus, params.nodes, params.procs_per_node, params.rdzv_endpoint,
+                        job_name, os.environ if env is None else env)
+    except ValueError as exc:
+        raise StageFailed("train", str(exc)) from exc
+
+
 def build_train_command(
     params: TrainParams, base_model: Path, train_list: Path, val_list: Path, output_dir: Path,
-    python: str = sys.executable,
+    python: str = sys.executable, topo: Topology | None = None,
 ) -> list[str]:
-    """The command line of one fine-tuning run (torchrun when more than one GPU is requested)."""
+    """The command line of one fine-tuning run: plain, or under torchrun for several processes or pods."""
+    topo = topo or topology_of(params, "finetune", {})
     overrides = [
         f"++model={base_model}",
         f"++train_data_set_list={train_list}",
@@ -99,11 +110,10 @@ def build_train_command(
     frozen = freeze_param(params.freeze_front_blocks)
     if frozen:
         overrides.append(f"++freeze_param={frozen}")
+    if topo.world_size > 1:
+        overrides.append(f"++backend={backend_for(params.device)}")
     overrides += list(params.extra_overrides)
-    if params.device == "cuda" and params.gpus > 1:
-        launcher = [python, "-m", "torch.distributed.run", f"--nproc_per_node={params.gpus}", "-m"]
-        return [*launcher, TRAIN_MODULE, *overrides]
-    return [python, "-m", TRAIN_MODULE, *overrides]
+    return [*launcher(topo, python), "-m", TRAIN_MODULE, *overrides]
 
 
 def parse_log_line(line: str) -> dict[str, Any] | None:
@@ -112,6 +122,7 @@ def parse_log_line(line: str) -> dict[str, Any] | None:
     if match:
         return {
             "kind": "train",
+            "rank": int(match["rank"]),
             "epoch": int(match["epoch"]),
             "max_epoch": int(match["max_epoch"]),
             "step": int(match["step"]),
@@ -121,8 +132,11 @@ def parse_log_line(line: str) -> dict[str, Any] | None:
         }
     match = _VAL_LINE.search(line)
     if match:
-        return {"kind": "val", "epoch": int(match["epoch"]), "total_step": int(match["total"]),
-                "loss": float(match["loss"])}
+        return {"kind": "val", "rank": int(match["rank"]), "epoch": int(match["epoch"]),
+                "total_step": int(match["total"]), "loss": float(match["loss"])}
+    weights = parse_weights_marker(line)
+    if weights is not None:
+        return {"kind": "weights", **weights}
     if _RESUMED.search(line):
         return {"kind": "resumed"}
     marker = parse_marker(line)
@@ -192,12 +206,18 @@ def repair_latest_checkpoint(funasr_out: Path) -> str | None:
     return "none"
 
 
-def _run_funasr(ctx: RunContext, command: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Run FunASR, turning its log into JSON progress lines; return what was seen."""
+def _run_funasr(ctx: RunContext, command: list[str], env: dict[str, str],
+                topo: Topology | None = None) -> dict[str, Any]:
+    """Run FunASR, turning its log into JSON progress lines; return what was seen.
+
+    Under torchrun every local rank logs its own steps; progress follows this pod's first rank.
+    """
     params = ctx.cfg.train
     started = time.monotonic()
+    topo = topo or Topology()
+    reporting_rank = topo.node_rank * topo.procs_per_node
     seen: dict[str, Any] = {"resumed": False, "last": None, "first_step": None, "steps_run": 0,
-                            "skipped": [], "limit": None}
+                            "skipped": [], "limit": None, "weights": []}
     # Batches skipped by earlier (killed) runs of this stage still count; a step re-run after a resume is
     # counted once (by its global step number).
     skipped_log = ctx.path(SKIPPED_LOG)
@@ -221,8 +241,14 @@ def _run_funasr(ctx: RunContext, command: list[str], env: dict[str, str]) -> dic
             if event is None:
                 continue
             if event["kind"] == "resumed":
+                if not seen["resumed"]:
+                    ctx.progress.emit("train", "resumed", message="continuing from the last checkpoint")
                 seen["resumed"] = True
-                ctx.progress.emit("train", "resumed", message="continuing from the last checkpoint")
+                continue
+            if event["kind"] == "weights":
+                seen["weights"].append(event)
+                continue
+            if event["kind"] in ("train", "val") and event["rank"] != reporting_rank:
                 continue
             if event["kind"] == "skipped":
                 step = int(event.get("total_step", -1))
@@ -268,6 +294,9 @@ def _run_funasr(ctx: RunContext, command: list[str], env: dict[str, str]) -> dic
     if code != 0:
         tail = log_path.read_text(encoding="utf-8").splitlines()[-15:]
         raise StageFailed("train", f"funasr.bin.train exited with {code}; last log lines:\n" + "\n".join(tail))
+    divergence = diverged(seen["weights"])
+    if divergence:
+        raise StageFailed("train", f"gradients were not all-reduced: {divergence}")
     # Global step numbers span resumed runs, like the skipped count.
     batches = max(seen["steps_run"], int((seen["last"] or {}).get("total_step") or 0), max(skipped_steps, default=0))
     final_reason = skip_limit_reason(batches, len(seen["skipped"]), params.loss_guard(), final=True)
@@ -285,7 +314,9 @@ def train(ctx: RunContext, base_model: Path) -> dict[str, Any]:
 
     def body() -> StageOutcome:
         out = ctx.path(FUNASR_OUT + "/x").parent
-        command = build_train_command(params, base_model, ctx.workdir / TRAIN_LIST, ctx.workdir / VAL_LIST, out)
+        topo = topology_of(params, ctx.cfg.job_name)
+        command = build_train_command(params, base_model, ctx.workdir / TRAIN_LIST, ctx.workdir / VAL_LIST, out,
+                                      topo=topo)
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         env[GUARD_ENV] = params.loss_guard().to_env()
@@ -299,9 +330,18 @@ def train(ctx: RunContext, base_model: Path) -> dict[str, Any]:
         restored = repair_latest_checkpoint(out)
         if restored:
             ctx.progress.emit("train", "repaired", message=f"model.pt was unreadable; restored from {restored}")
-        seen = _run_funasr(ctx, command, env)
-        checkpoint = pick_checkpoint(out, params.avg_nbest)
+        seen = _run_funasr(ctx, command, env, topo)
         last = seen["last"] or {}
+        ranks: dict[str, Any] = {}
+        if topo.world_size > 1:  # pods compare these digests across nodes (every rank prints its own)
+            ranks = {"world_size": topo.world_size, "node_rank": topo.node_rank,
+                     "checkpoints_digested": len({(w.get("epoch"), w.get("step")) for w in seen["weights"]}),
+                     "final_weights_sha256": seen["weights"][-1]["sha256"] if seen["weights"] else None}
+        if not topo.coordinator:
+            # Rank 0 (node 0) saved the checkpoints; this pod's part ends here.
+            return StageOutcome([LOSS_CURVE], {"resumed": seen["resumed"], "steps_this_run": seen["steps_run"],
+                                               "final_loss": last.get("loss"), "seconds": seen["seconds"], **ranks})
+        checkpoint = pick_checkpoint(out, params.avg_nbest)
         info = {
             "base_model": str(base_model),
             "checkpoint": checkpoint.name,
@@ -321,6 +361,7 @@ def train(ctx: RunContext, base_model: Path) -> dict[str, Any]:
             "skipped_batches": len(seen["skipped"]),
             "skipped_reasons": sorted({str(e.get("reason")) for e in seen["skipped"]}),
             "seconds": seen["seconds"],
+            **ranks,
         }
         return StageOutcome([MODEL_DIR, LOSS_CURVE], summary)
 

@@ -11,6 +11,16 @@ The pod-failure policy follows the trainer's exit codes (``senseops_trainer.cli`
 | 3 | evaluation gate failed | ``FailJob``: the data said no |
 | pod disrupted (``DisruptionTarget``) | eviction, preemption, drain | ``Ignore``: not counted |
 | anything else | a stage crashed, the process was killed | ``Count``: retried, resumes from its checkpoint |
+
+``resources.nodes > 1`` (the pattern Kubeflow Trainer and JobSet build on, in our own code): the Job is
+Indexed with ``completions = parallelism = nodes``; a headless Service (``publishNotReadyAddresses``, so
+names resolve before any pod is ready) selects the Job's pods, and the pods' ``subdomain`` is that Service,
+so pod ``i`` is ``<job>-<i>.<service>``. The trainer runs the FunASR step under torchrun with c10d
+rendezvous at ``<job>-0.<service>:29500`` and ``--node-rank`` from ``JOB_COMPLETION_INDEX``
+(``senseops_trainer.distributed``). Retries are per index (``backoffLimitPerIndex`` = the run policy's
+``backoffLimit``, ``maxFailedIndexes: 0``): one pod's crash breaks the rendezvous for every pod, so each
+index spends one retry per failed attempt, which is what ``backoffLimit`` means for a single pod; an index
+out of retries fails the Job at once, since training cannot finish without it.
 """
 
 from __future__ import annotations
@@ -32,6 +42,12 @@ JOB_FILE_DIR = "/etc/senseops/job"
 WORK_DIR = "/work"
 STORE_SECRET_DIR = "/var/run/secrets/senseops/store"
 LABEL_FINETUNEJOB = f"{c.GROUP}/finetunejob"
+# The Job controller labels every pod with its Job's name; the workers Service selects on it.
+LABEL_JOB_NAME = "batch.kubernetes.io/job-name"
+ANNOTATION_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+NODE_RANK_ENV = "JOB_COMPLETION_INDEX"  # senseops_trainer.distributed.NODE_RANK_ENV
+RDZV_PORT = 29500  # senseops_trainer.distributed.RDZV_PORT
+RDZV_PORT_NAME = "rendezvous"
 
 
 def child_name(job_name: str, suffix: str) -> str:
@@ -51,6 +67,10 @@ def trainer_job_file(name: str, spec: Mapping[str, Any], base_model_uri: str) ->
     window = dataset.get("window") or {}
     golden_key = store_key(dataset["source"], held_out.get("goldenSetUri"))
     gpus = int(resources.get("gpus", 1))
+    nodes = int(resources.get("nodes", 1))
+    distributed: dict[str, Any] = {}
+    if nodes > 1:
+        distributed = {"nodes": nodes, "rdzv_endpoint": rendezvous_endpoint(name)}
     return {
         "store_uri": dataset["source"],
         "base_model": base_model_uri,
@@ -81,6 +101,7 @@ def trainer_job_file(name: str, spec: Mapping[str, Any], base_model_uri: str) ->
             "seed": int(hyper.get("seed", 0)),
             "device": "cuda" if gpus > 0 else "cpu",
             "gpus": gpus,
+            **distributed,
         },
         "gate": {
             "min_cer_improvement": float(gate.get("minImprovement", 0.0)),
@@ -129,6 +150,41 @@ def with_trainer_settings(job_file: dict[str, Any], settings: Mapping[str, str])
     return out
 
 
+def workers_service_name(job_name: str) -> str:
+    """The headless Service that gives the training pods of a multi-node run their DNS names."""
+    return child_name(job_name, "workers")
+
+
+def rendezvous_endpoint(job_name: str) -> str:
+    """``<job>-0.<service>:29500``: pod 0 of the Indexed Job hosts torchrun's c10d rendezvous."""
+    return f"{child_name(job_name, 'train')}-0.{workers_service_name(job_name)}:{RDZV_PORT}"
+
+
+def workers_service(owner: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The headless Service of a multi-node run (``resources.nodes > 1``), else ``None``."""
+    meta = owner["metadata"]
+    if int((owner["spec"].get("resources") or {}).get("nodes", 1)) <= 1:
+        return None
+    name = meta["name"]
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": workers_service_name(name), "namespace": meta["namespace"],
+                     "labels": _labels(name), "ownerReferences": [owner_reference(owner)]},
+        "spec": {
+            "clusterIP": "None",
+            "selector": {LABEL_JOB_NAME: child_name(name, "train")},
+            # Rank 0 must be resolvable while every pod is still starting (none is ever "ready").
+            "publishNotReadyAddresses": True,
+            "ports": [{"name": RDZV_PORT_NAME, "port": RDZV_PORT, "targetPort": RDZV_PORT, "protocol": "TCP"}],
+        },
+    }
+
+
+def _labels(name: str) -> dict[str, str]:
+    return {LABEL_FINETUNEJOB: name, "app.kubernetes.io/name": "senseops-trainer",
+            "app.kubernetes.io/part-of": "senseops"}
+
+
 def store_key(prefix: str, uri: str | None) -> str | None:
     """``s3://b/data/`` + ``s3://b/data/golden/a.jsonl`` -> ``golden/a.jsonl`` (the trainer reads keys of its store).
 
@@ -171,8 +227,7 @@ def render(owner: Mapping[str, Any], base_model_uri: str, service_account: str,
     meta = owner["metadata"]
     spec = owner["spec"]
     name, namespace = meta["name"], meta["namespace"]
-    labels = {LABEL_FINETUNEJOB: name, "app.kubernetes.io/name": "senseops-trainer",
-              "app.kubernetes.io/part-of": "senseops"}
+    labels = _labels(name)
     refs = [owner_reference(owner)]
     config_map: dict[str, Any] = {
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -220,8 +275,10 @@ def render(owner: Mapping[str, Any], base_model_uri: str, service_account: str,
         pod_spec["tolerations"] = [dict(t) for t in placement["tolerations"]]
     if placement.get("priorityClassName"):
         pod_spec["priorityClassName"] = placement["priorityClassName"]
+    backoff_limit = int(run_policy.get("backoffLimit", c.DEFAULT_BACKOFF_LIMIT))
+    nodes = int(resources.get("nodes", 1))
     job_spec: dict[str, Any] = {
-        "backoffLimit": int(run_policy.get("backoffLimit", c.DEFAULT_BACKOFF_LIMIT)),
+        "backoffLimit": backoff_limit,
         "ttlSecondsAfterFinished": int(run_policy.get("ttlSecondsAfterFinished",
                                                       c.DEFAULT_TTL_AFTER_FINISHED_SECONDS)),
         "suspend": bool(run_policy.get("suspend", False)),
@@ -230,6 +287,8 @@ def render(owner: Mapping[str, Any], base_model_uri: str, service_account: str,
     }
     if run_policy.get("activeDeadlineSeconds"):
         job_spec["activeDeadlineSeconds"] = int(run_policy["activeDeadlineSeconds"])
+    if nodes > 1:
+        _make_indexed(job_spec, pod_spec, name, nodes, backoff_limit)
     job = {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": child_name(name, "train"), "namespace": namespace, "labels": labels,
@@ -237,6 +296,25 @@ def render(owner: Mapping[str, Any], base_model_uri: str, service_account: str,
         "spec": job_spec,
     }
     return config_map, job
+
+
+def _make_indexed(job_spec: dict[str, Any], pod_spec: dict[str, Any], name: str, nodes: int,
+                  backoff_limit: int) -> None:
+    """Turn the single-pod Job into the Indexed Job of a multi-node run (see the module docstring)."""
+    del job_spec["backoffLimit"]
+    job_spec.update({
+        "completionMode": "Indexed",
+        "completions": nodes,
+        "parallelism": nodes,
+        "backoffLimitPerIndex": backoff_limit,
+        "maxFailedIndexes": 0,
+    })
+    pod_spec["subdomain"] = workers_service_name(name)
+    container = pod_spec["containers"][0]
+    # The Job controller adds this too; written here so the pod spec says where the node rank comes from.
+    container["env"].append({"name": NODE_RANK_ENV, "valueFrom": {"fieldRef": {
+        "fieldPath": f"metadata.annotations['{ANNOTATION_COMPLETION_INDEX}']"}}})
+    container["ports"] = [{"name": RDZV_PORT_NAME, "containerPort": RDZV_PORT, "protocol": "TCP"}]
 
 
 def trainer_access(owner: Mapping[str, Any]) -> list[dict[str, Any]]:

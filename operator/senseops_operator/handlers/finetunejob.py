@@ -73,6 +73,9 @@ def _act(decision: decide.FineTuneJobDecision, body: dict[str, Any], memo: kopf.
             config_map, job = training_job.render(body, action.base_model_uri, account["metadata"]["name"],
                                                   body["spec"].get("storeSecret"))
             _create(core.create_namespaced_config_map, namespace, config_map)
+            workers = training_job.workers_service(body)  # multi-node runs: DNS names for the rendezvous
+            if workers is not None:
+                _create(core.create_namespaced_service, namespace, workers)
             _create(batch.create_namespaced_job, namespace, job)
         elif isinstance(action, decide.CreateModel):
             model = {"apiVersion": c.API_VERSION, "kind": "ASRModel",

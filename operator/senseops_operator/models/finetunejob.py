@@ -109,7 +109,12 @@ class Hyperparameters(ApiModel):
 
 
 class Resources(ApiModel):
+    """Per training pod; ``nodes > 1`` runs that many pods as one torchrun world (an Indexed Job)."""
+
     gpus: int = Field(default=1, ge=0, le=c.MAX_GPUS, description="nvidia.com/gpu per training pod.")
+    nodes: int = Field(default=1, ge=1, le=c.MAX_TRAINING_NODES,
+                       description="Training pods. More than 1: an Indexed Job plus a headless Service, torchrun "
+                       "with c10d rendezvous at pod 0 (NCCL on GPUs, gloo on CPUs).")
     cpu: Quantity = "4"
     memory: Quantity = "16Gi"
 
