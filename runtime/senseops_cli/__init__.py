@@ -5,6 +5,7 @@
     senseops storage ls s3://bucket/raw/a1/        # object-store operations (ls, cp, cat, stat, rm, verify)
     senseops crds --out crds                       # regenerate the CRDs from the operator's models
     senseops testmodel build                       # the tiny trained SenseVoice test model
+    senseops rollout get asr-v2 --watch            # a Rollout as a live tree; promote/abort/retry/... by hand
 
 Each sub-command is the same code as its ``python -m`` module, imported only when it runs (so
 ``senseops --help`` does not load torch). The services have their own commands: ``senseops-runtime``,
@@ -52,6 +53,11 @@ SUBCOMMANDS: dict[str, SubCommand] = {
         "senseops_operator.crdgen:main",
         "generate (or --check) the CRDs from the operator's models",
         "python -m senseops_operator.crdgen",
+    ),
+    "rollout": SubCommand(
+        "senseops_cli.rollout:main",
+        "watch and drive a Rollout: get [--watch], promote [--full], abort, retry, pause, resume, status",
+        "python -m senseops_cli.rollout",
     ),
     "testmodel": SubCommand(
         "senseops_common.testmodel.__main__:main",
