@@ -206,3 +206,10 @@ def test_retry_after_a_failed_gate_runs_the_gate_again() -> None:
     world.run(900, verbs={100: "retry"})
     assert world.status.outcome == "Promoted", world.status.message
     assert world.reasons().count("AnalysisSuccessful") >= 1
+
+
+def test_waiting_for_candidate_pods_does_not_spin_on_the_gate() -> None:
+    obs = rs.RolloutObservation(generation=1, model_phases={"v1": "Ready", "v2": "Ready"}, stable_replicas=4,
+                                candidate_ready_replicas=0, router_weight=0, stable_serving_model="v1")
+    d = rs.decide(SPEC, RolloutStatus.model_validate(BASE), obs, T0 + timedelta(seconds=1))
+    assert d.requeue_after == rs.POLL_SECONDS  # the gate is not due without a ready pod; the pod poll wakes us

@@ -300,7 +300,7 @@ def _quality_gate(w: _Work) -> None:
         w.s.abort, w.s.abort_reason = True, u.abort_reason
     elif u.pause_message is not None:
         w.add_pause("Inconclusive", u.pause_message)
-    if not w.s.abort and w.s.outcome is None:
+    if not w.s.abort and w.s.outcome is None and w.obs.candidate_ready_replicas > 0:  # else the pod poll wakes us
         w.wake_at(quality_gate.next_due(gate, w.s, w.now))
 
 
