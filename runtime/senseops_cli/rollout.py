@@ -86,17 +86,18 @@ def render(rollout: dict[str, Any], stable: Pods, candidate: Pods) -> str:
     if status.get("previousStableModel"):
         lines.append(f"  previous   {status['previousStableModel']}")
     lines.append("  steps")
+    promoted = status.get("outcome") == "Promoted"
     for i, step in enumerate(steps):
         if i < index:
             mark = "[x]"
-        elif i == index and status.get("outcome") is None:
-            mark = "[!]" if aborted else "[>]"
+        elif i == index and not promoted:
+            mark = "[!]" if aborted else "[>]"  # an aborted (rolled back) rollout stopped here
         else:
             mark = "[ ]"
-        here = "   <- current" if i == index and status.get("outcome") is None else ""
+        here = "   <- current" if i == index and not promoted else ""
         lines.append(f"    {mark} {i + 1}. {_step_text(step)}{here}")
     promoting = index >= len(steps) and status.get("outcome") is None and not aborted
-    lines.append(f"    {'[>]' if promoting else '[x]' if status.get('outcome') == 'Promoted' else '[ ]'} "
+    lines.append(f"    {'[>]' if promoting else '[x]' if promoted else '[ ]'} "
                  f"promotion{'   <- current' if promoting else ''}")
     for p in status.get("pauseConditions") or []:
         lines.append(f"  paused     {p.get('reason')}: {p.get('message', '')} (since {p.get('startTime', '?')})")

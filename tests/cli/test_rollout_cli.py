@@ -77,7 +77,7 @@ ABORTED = {"phase": "Aborted", "abort": True, "desiredWeight": 0, "actualWeight"
 
 @pytest.mark.parametrize(("name", "obj", "candidate", "present", "absent"), [
     ("aborted: reason, failing measurement with value, threshold and query; current step marked [!]",
-     _with(ABORTED), CANDIDATE,
+     _with({**ABORTED, "outcome": "RolledBack"}), CANDIDATE,
      ["phase Aborted", "[!] 2. pause until promoted", "aborted    QualityGateFailed: candidate CER 0.6200",
       "quality-gate: Failed  value 0.62  threshold <= 0.0400 + 0.02", "query: golden set s3://g/set/manifest.jsonl"],
      ["[>]", "  paused     "]),
