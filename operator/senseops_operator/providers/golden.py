@@ -169,7 +169,7 @@ class GoldenProbe:
             if self.client is not None:
                 hyps = self._both(self.client, clips, candidate_url, stable_url)
             else:
-                with httpx.Client(timeout=timeout) as client:
+                with httpx.Client(timeout=timeout, trust_env=False) as client:  # pod traffic: never a proxy
                     hyps = self._both(client, clips, candidate_url, stable_url)
         except ProviderError as exc:
             return ProbeResult(source, clips=len(clips), error=str(exc))
