@@ -301,7 +301,8 @@ def _quality_gate(w: _Work) -> None:
     elif u.pause_message is not None:
         w.add_pause("Inconclusive", u.pause_message)
     if not w.s.abort and w.s.outcome is None and w.obs.candidate_ready_replicas > 0:  # else the pod poll wakes us
-        w.wake_at(quality_gate.next_due(gate, w.s, w.now))
+        # At most every POLL_SECONDS: a due probe may still wait for a pod that runs the candidate model.
+        w.wake_at(max(quality_gate.next_due(gate, w.s, w.now), w.now + timedelta(seconds=POLL_SECONDS)))
 
 
 def _last_measurement(s: RolloutStatus, metric: str) -> Measurement | None:
