@@ -1,7 +1,8 @@
 """The quality gate on the real control plane: the real operator process (with its ServiceAccount's RBAC), real
 runtime pods on the process node, the golden set in MinIO. The stable pods run the trained tiny model; the
 candidate ASRModel is the same architecture with random weights. The golden-set probe finds it worse and the
-Rollout aborts with QualityGateFailed before any traffic: the HTTPRoute's candidate weight is never above 0."""
+Rollout aborts with QualityGateFailed before any traffic: the HTTPRoute's candidate weight is never above 0.
+Then a good candidate (the trained weights) replaces it in spec: the gate passes and the first weight is set."""
 
 from __future__ import annotations
 
@@ -55,13 +56,15 @@ def world(local_cluster: ClusterHandle, process_node: ProcessNodeHandle, minio_s
     with environment(store_env):
         v1 = upload_model_dir(trained, f"s3://{bucket}/", "tiny", "v1")
         v2 = upload_model_dir(worse, f"s3://{bucket}/", "tiny", "v2")
+        v3 = upload_model_dir(trained, f"s3://{bucket}/", "tiny", "v3")  # a good candidate: the trained weights
     upload_golden_set(open_store(f"s3://{bucket}/", StoreConfig.from_env(store_env)), "golden/", count=3)
     process_node.mirror(minio_server.port)  # candidate pods download their model from MinIO
     kubeconfig = operator_kubeconfig(cluster, tmp_path / "operator-kubeconfig")
     operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", [ns],
                                {**store_env, PROBE_SECRET_ENV: RUNTIME_SECRET}).start()
     stable = runtime_deployment(ns, trained, name="asr", version="v1", replicas=1, extra_env=store_env)
-    kubectl_apply(cluster, ns, jwt_secret(ns), asr_model("v1", v1), asr_model("v2", v2), *stable,
+    kubectl_apply(cluster, ns, jwt_secret(ns), asr_model("v1", v1), asr_model("v2", v2), asr_model("v3", v3),
+                  *stable,
                   gateway(ns, "web", GATEWAY_CLASS), http_route(ns, "asr", "web", [("asr", 100)]))
     try:
         yield cluster, ns, bucket, operator
@@ -79,7 +82,7 @@ def test_worse_candidate_on_the_golden_set_is_stopped_before_any_traffic(
     rollout = {"apiVersion": "senseops.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "ro", "namespace": ns},
                "spec": {"target": {"deployment": "asr", "service": "asr", "port": 80},
                         "stableModel": {"name": "v1"}, "candidateModel": {"name": "v2"},
-                        "steps": [{"setWeight": 50}, {"setWeight": 100}],
+                        "steps": [{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}],
                         "trafficRouting": {"gatewayAPI": {"httpRoute": "asr"}},
                         "qualityGate": {"goldenSet": {"uri": f"s3://{bucket}/golden/"}, "metric": "cer",
                                         "maxDegradation": 0.05, "requestTimeoutSeconds": 120},
@@ -109,3 +112,17 @@ def test_worse_candidate_on_the_golden_set_is_stopped_before_any_traffic(
     labels = f'metric="cer",namespace="{ns}",rollout="ro",side="stable"'
     assert f"senseops_operator_quality_gate_error_rate{{{labels}}} 0.0" in metrics
     assert f'senseops_operator_quality_gate_probes_total{{namespace="{ns}",phase="Failed",rollout="ro"}} 1.0' in metrics
+
+    # A good candidate (the trained weights again): changing spec restarts cleanly, the gate passes, traffic flows.
+    cluster.kubectl("patch", "rollout", "ro", "-n", ns, "--type=merge",
+                    "-p", json.dumps({"spec": {"candidateModel": {"name": "v3"}}}))
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = cluster.get_json("rollout", "ro", "-n", ns).get("status") or {}
+        failed = status.get("candidateModel") == "v3" and status.get("phase") == "Aborted"
+        if status.get("actualWeight") == 50 or failed:
+            break
+        time.sleep(1)
+    assert status.get("actualWeight") == 50, f"{json.dumps(status, indent=1)}\n{operator.log_tail()}"
+    gate = [m for m in status["measurements"] if m["metric"] == "quality-gate"]
+    assert gate and gate[0]["phase"] == "Successful" and gate[0]["value"] == 0.0, gate
