@@ -59,6 +59,10 @@ SUBCOMMANDS: dict[str, SubCommand] = {
         "watch and drive a Rollout: get [--watch], promote [--full], abort, retry, pause, resume, status",
         "python -m senseops_cli.rollout",
     ),
+    "get": SubCommand(
+        "senseops_cli.rollout:get_main", "get rollout NAME [--watch]: the same as `rollout get`",
+        "python -m senseops_cli.rollout get",
+    ),
     "testmodel": SubCommand(
         "senseops_common.testmodel.__main__:main",
         "build the tiny trained test model (or a full-size random one)",

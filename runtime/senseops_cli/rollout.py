@@ -332,5 +332,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNREADABLE
 
 
+def get_main(argv: Sequence[str] | None = None) -> int:
+    """``senseops get rollout NAME [--watch]`` (the kubectl word order) = ``senseops rollout get NAME``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in ("rollout", "rollouts", "ro"):
+        print("usage: senseops get rollout NAME [--watch] [-n NAMESPACE]", file=sys.stderr)
+        return 2
+    return main(["get", *args[1:]])
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -162,3 +162,11 @@ def test_bad_timeout_and_unreachable_cluster_exit_3(tmp_path: Any, capsys: pytes
     kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
     assert cli.main(["get", "r", "--kubeconfig", str(kubeconfig)]) == cli.EXIT_UNREADABLE
     assert "kubeconfig" in capsys.readouterr().err
+
+
+def test_get_rollout_in_kubectl_word_order(capsys: pytest.CaptureFixture[str]) -> None:
+    assert SUBCOMMANDS["get"].load() is cli.get_main
+    assert cli.get_main(["asrmodel", "x"]) == 2 and "senseops get rollout NAME" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the same argument parser as `rollout get`
+        cli.get_main(["rollout", "--help"])
+    assert "--watch" in capsys.readouterr().out
