@@ -42,6 +42,9 @@ MIN_ANALYSIS_INTERVAL_SECONDS: Final = 10
 MIN_PROGRESS_DEADLINE_SECONDS: Final = 30
 MAX_CONDITIONS: Final = 16
 MAX_MEASUREMENTS: Final = 50
+# Rollout quality gate: the golden set is read whole on every probe, so it is bounded.
+MAX_GOLDEN_CLIPS: Final = 500
+MAX_GOLDEN_CLIP_BYTES: Final = 20 * 1024 * 1024
 
 # Defaults (seed §6: small learning rate, few epochs).
 DEFAULT_LEARNING_RATE: Final = 2e-5
@@ -54,6 +57,12 @@ DEFAULT_PROGRESS_DEADLINE_SECONDS: Final = 600
 DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS: Final = 30
 DEFAULT_SCALE_DOWN_DELAY_SECONDS: Final = 30
 DEFAULT_ANALYSIS_INTERVAL_SECONDS: Final = 60
+DEFAULT_QUALITY_GATE_INTERVAL_SECONDS: Final = 300
+DEFAULT_GOLDEN_CLIPS: Final = 50
+DEFAULT_GOLDEN_CLIP_BYTES: Final = 2 * 1024 * 1024
+DEFAULT_GOLDEN_MANIFEST: Final = "manifest.jsonl"
+DEFAULT_PROBE_TIMEOUT_SECONDS: Final = 60
+QUALITY_GATE_RETRY_SECONDS: Final = 10  # an inconclusive probe is tried again this soon, not a whole interval later
 DEFAULT_TRAINER_IMAGE: Final = "ghcr.io/senseops/trainer:0.1.0"
 
 # How often the operator re-checks an object whose outcome depends on the outside world.

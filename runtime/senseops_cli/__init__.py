@@ -5,6 +5,7 @@
     senseops storage ls s3://bucket/raw/a1/        # object-store operations (ls, cp, cat, stat, rm, verify)
     senseops crds --out crds                       # regenerate the CRDs from the operator's models
     senseops testmodel build                       # the tiny trained SenseVoice test model (checkout only)
+    senseops rollout get asr-v2 --watch            # a Rollout as a live tree; promote/abort/retry/... by hand
 
 Each sub-command is the same code as its ``python -m`` module, imported only when it runs (so
 ``senseops --help`` does not load torch). The services have their own commands: ``senseops-runtime``,
@@ -90,6 +91,15 @@ SUBCOMMANDS: dict[str, SubCommand] = {
         "senseops_operator.crdgen:main",
         "generate (or --check) the CRDs from the operator's models",
         "python -m senseops_operator.crdgen",
+    ),
+    "rollout": SubCommand(
+        "senseops_cli.rollout:main",
+        "watch and drive a Rollout: get [--watch], promote [--full], abort, retry, pause, resume, status",
+        "python -m senseops_cli.rollout",
+    ),
+    "get": SubCommand(
+        "senseops_cli.rollout:get_main", "get rollout NAME [--watch]: the same as `rollout get`",
+        "python -m senseops_cli.rollout get",
     ),
     "testmodel": SubCommand(
         "tests.testmodel.__main__:main",

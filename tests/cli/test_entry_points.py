@@ -24,8 +24,10 @@ def _resolve(target: str) -> object:
     return getattr(importlib.import_module(module), function)
 
 
-def test_the_four_commands_are_declared() -> None:
-    assert set(SCRIPTS) == {"senseops", "senseops-runtime", "senseops-trainer", "senseops-operator"}
+def test_the_commands_are_declared() -> None:
+    assert set(SCRIPTS) == {"senseops", "senseops-runtime", "senseops-trainer", "senseops-operator",
+                            "kubectl-senseops"}
+    assert SCRIPTS["kubectl-senseops"] == SCRIPTS["senseops"]  # the kubectl plugin is the same command
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))

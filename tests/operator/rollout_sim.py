@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from senseops_operator.decide import quality_gate
 from senseops_operator.decide import rollout_steps as rs
 from senseops_operator.decide.analysis import MetricResult
 from senseops_operator.decide.common import Event
@@ -58,6 +59,8 @@ class World:
     status: RolloutStatus = field(default_factory=RolloutStatus)
     annotation: str | None = None
     model_phases: dict[str, str | None] = field(default_factory=lambda: {"v1": "Ready", "v2": "Ready", "v3": "Ready"})
+    # golden-set probe (seconds since T0, candidate weight) -> result; asked only when the gate says it is due
+    quality_probe: Callable[[float, int], quality_gate.ProbeResult] | None = None
     # state of the simulated cluster
     router_weight: int = 0
     candidate_model: str | None = None
@@ -94,10 +97,15 @@ class World:
     def tick(self) -> rs.RolloutDecision:
         due = rs.metrics_due(self.spec, self.status, self.now)
         results = tuple(self.provider(m.name, self.seconds(), self.router_weight) for m in due)
+        quality = None
+        if self.quality_probe is not None and quality_gate.is_due(self.spec.quality_gate, self.status, self.now,
+                                                                  self.ready_candidates() > 0):
+            quality = self.quality_probe(self.seconds(), self.router_weight)
         obs = rs.RolloutObservation(
             generation=1, model_phases=self.model_phases, stable_replicas=self.stable_replicas,
             candidate_ready_replicas=self.ready_candidates(), router_weight=self.router_weight,
             stable_serving_model=self.serving_model(), results=results, annotation_verb=self.annotation,
+            quality=quality,
         )
         d = rs.decide(self.spec, self.status, obs, self.now)
         self.decisions += 1

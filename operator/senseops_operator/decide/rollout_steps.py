@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from senseops_operator.decide import analysis
+from senseops_operator.decide import analysis, quality_gate
 from senseops_operator.decide.common import Decision, Event, condition, merge_conditions, timestamp
 from senseops_operator.decide.references import models_resolved
 from senseops_operator.models.rollout import (
@@ -71,6 +71,7 @@ class RolloutObservation:
     annotation_verb: str | None = None  # value of the senseops.dev/verb annotation, if any
     target_missing: str | None = None  # why the target Deployment/Service cannot be used (None: both exist)
     stable_template_model: str | None = None  # model in the stable Deployment's pod template (version label)
+    quality: quality_gate.ProbeResult | None = None  # the golden-set probe, when it ran for this reconcile
 
 
 # ---- what the handler must do ---------------------------------------------------------------------------
@@ -285,6 +286,25 @@ def _analyse(w: _Work) -> None:
 MAX_KEPT_MEASUREMENTS = 20
 
 
+def _quality_gate(w: _Work) -> None:
+    """The golden-set probe's result, if it ran: a measurement like any metric; abort or pause on its limits."""
+    gate = w.spec.quality_gate
+    if gate is None:
+        return
+    u = quality_gate.update(gate, w.s, w.obs.quality, w.now)
+    if u.measurement is not None and u.tally is not None:
+        w.s.measurements = [*w.s.measurements, u.measurement][-MAX_KEPT_MEASUREMENTS:]
+        w.s.tallies = [t for t in w.s.tallies if t.metric != quality_gate.GATE_METRIC] + [u.tally]
+    w.events.extend(u.events)
+    if u.abort_reason is not None:
+        w.s.abort, w.s.abort_reason = True, u.abort_reason
+    elif u.pause_message is not None:
+        w.add_pause("Inconclusive", u.pause_message)
+    if not w.s.abort and w.s.outcome is None and w.obs.candidate_ready_replicas > 0:  # else the pod poll wakes us
+        # At most every POLL_SECONDS: a due probe may still wait for a pod that runs the candidate model.
+        w.wake_at(max(quality_gate.next_due(gate, w.s, w.now), w.now + timedelta(seconds=POLL_SECONDS)))
+
+
 def _last_measurement(s: RolloutStatus, metric: str) -> Measurement | None:
     return next((m for m in reversed(s.measurements) if m.metric == metric), None)
 
@@ -439,6 +459,12 @@ def _run_step(w: _Work, verbs: frozenset[Verb]) -> None:
         if blocked:
             w.wake_in(POLL_SECONDS)
         return
+    gate = spec.quality_gate
+    if step.set_weight and not current and gate is not None and not quality_gate.passed(gate, s):
+        w.set_weight(0)  # no traffic before the golden set passed on the candidate
+        w.notes.append(f"{describe_step(spec.steps, index)}: {quality_gate.waiting_note(gate, s)}")
+        w.wake_in(POLL_SECONDS)
+        return
     if step.set_weight is not None:
         if ready < need:
             w.set_weight(min(current, step.set_weight))
@@ -547,6 +573,7 @@ def decide(spec: RolloutSpec, status: RolloutStatus, obs: RolloutObservation, no
         return _finish(w, status, phase="Pending")
 
     _analyse(w)
+    _quality_gate(w)
     if s.abort:
         _aborted(w)
     elif s.outcome == "Promoted":

@@ -24,6 +24,7 @@ from senseops_operator.decide import rollout_steps as steps
 from senseops_operator.decide import rollout_workloads as workloads
 from senseops_operator.decide.analysis import MetricResult
 from senseops_operator.decide.common import Event
+from senseops_operator.handlers import quality_gate as gate_probe
 from senseops_operator.handlers.record import measured
 from senseops_operator.models.asrmodel import ASRModelSpec, ASRModelStatus
 from senseops_operator.models.rollout import RolloutSpec, RolloutStatus
@@ -108,6 +109,7 @@ def reconcile_once(api: client.ApiClient, namespace: str, name: str, logger: log
         missing = f"target {what} not found in {namespace}; create it or fix spec.target"
     router_weight: int | None = None
     results: tuple[MetricResult, ...] = ()
+    quality = None
     if missing is None:
         try:
             router_weight = _router(api, spec, obj, owner).confirmed_weight()
@@ -115,6 +117,9 @@ def reconcile_once(api: client.ApiClient, namespace: str, name: str, logger: log
             logger.warning("router: %s", exc)
         context = QueryContext(candidate=spec.candidate_model.name, stable=stable_name, namespace=namespace)
         results = tuple(provider_for(m).measure(m, context) for m in steps.metrics_due(spec, status, now))
+        quality = gate_probe.probe_if_due(
+            api, spec, status, namespace, name, workloads.canary_name(name),
+            workloads.ready_replicas_of(canary, spec.candidate_model.name) > 0, now)
     annotation = ((obj["metadata"].get("annotations") or {}).get(steps.VERB_ANNOTATION))
     observation = steps.RolloutObservation(
         generation=int(obj["metadata"].get("generation") or 0), model_phases=phases,
@@ -122,7 +127,7 @@ def reconcile_once(api: client.ApiClient, namespace: str, name: str, logger: log
         candidate_ready_replicas=workloads.ready_replicas_of(canary, spec.candidate_model.name),
         router_weight=router_weight, stable_serving_model=workloads.serving_model(target), results=results,
         annotation_verb=annotation, target_missing=missing,
-        stable_template_model=workloads.template_model(target),
+        stable_template_model=workloads.template_model(target), quality=quality,
     )
 
     # ---- decide

@@ -125,6 +125,42 @@ class Analysis(ApiModel):
     metrics: list[AnalysisMetric] = Field(default_factory=list, max_length=c.MAX_ANALYSIS_METRICS)
 
 
+class GoldenSet(ApiModel):
+    """Clips (WAV, 16 kHz mono) and their reference texts under one store prefix, read with the operator's
+    own store credentials. The manifest is JSON Lines: `{"key": "clip1.wav", "text": "...", "language": "zh"}`,
+    each key relative to the prefix."""
+
+    uri: str = Field(max_length=1024, pattern=c.STORE_PREFIX_PATTERN, description="Store prefix of the golden set.")
+    manifest: str = Field(
+        default=c.DEFAULT_GOLDEN_MANIFEST, min_length=1, max_length=256, pattern=r"^[^/].*$",
+        description="Manifest key relative to uri (JSON Lines: key, text, language).",
+    )
+
+
+class QualityGate(ApiModel):
+    """Before any traffic, and then on a schedule, the golden set goes through candidate and stable; the
+    candidate's error rate must not exceed stable's by more than maxDegradation."""
+
+    golden_set: GoldenSet
+    metric: Literal["cer", "wer"] = Field(
+        default="cer", description="cer: every character is a unit; wer: words (each CJK character is a word).",
+    )
+    max_degradation: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Passes when candidate <= stable + this (absolute, 0.02 = 2 points).",
+    )
+    interval_seconds: int = Field(
+        default=c.DEFAULT_QUALITY_GATE_INTERVAL_SECONDS, ge=c.MIN_ANALYSIS_INTERVAL_SECONDS, le=86_400,
+        description="How often the probe repeats while the rollout runs.",
+    )
+    max_clips: int = Field(default=c.DEFAULT_GOLDEN_CLIPS, ge=1, le=c.MAX_GOLDEN_CLIPS)
+    max_clip_bytes: int = Field(default=c.DEFAULT_GOLDEN_CLIP_BYTES, ge=1024, le=c.MAX_GOLDEN_CLIP_BYTES)
+    request_timeout_seconds: int = Field(default=c.DEFAULT_PROBE_TIMEOUT_SECONDS, ge=1, le=600)
+    failure_limit: int = Field(default=0, ge=0, le=100, description="Failed probes tolerated before abort.")
+    inconclusive_limit: int = Field(
+        default=3, ge=0, le=100, description="Probes that could not measure (errors) before pausing.",
+    )
+
+
 # The step rules every Rollout spec obeys, also a RetrainPolicy's release template.
 STEP_RULES = (
     cel(
@@ -159,6 +195,9 @@ class RolloutTemplateSpec(ApiModel):
     steps: list[Step] = Field(min_length=1, max_length=c.MAX_ROLLOUT_STEPS)
     traffic_routing: TrafficRouting
     analysis: Analysis | None = None
+    quality_gate: QualityGate | None = Field(
+        default=None, description="Golden-set CER/WER check before any traffic and on a schedule after.",
+    )
     progress_deadline_seconds: int = Field(
         default=c.DEFAULT_PROGRESS_DEADLINE_SECONDS, ge=c.MIN_PROGRESS_DEADLINE_SECONDS, le=86_400
     )
@@ -226,7 +265,7 @@ class RolloutStatus(StatusBase):
     previous_stable_model: str | None = None
     step_started_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     measurements: list[Measurement] = Field(default_factory=list, max_length=c.MAX_MEASUREMENTS)
-    tallies: list[MetricTally] = Field(default_factory=list, max_length=c.MAX_ANALYSIS_METRICS)
+    tallies: list[MetricTally] = Field(default_factory=list, max_length=c.MAX_ANALYSIS_METRICS + 1)  # + quality gate
     pause_conditions: list[PauseCondition] = Field(default_factory=list, max_length=8)
     # Manual verbs: the CLI sets these in status (never spec, so GitOps sees no drift); the operator
     # clears each once acted on. `abort` stays set while the rollout is aborted (cleared by retry).
