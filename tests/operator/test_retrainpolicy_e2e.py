@@ -79,7 +79,7 @@ def world(local_cluster: ClusterHandle, minio_server: MinioServer,
     try:
         yield World(local_cluster, namespace, bucket, store, operator)
     finally:
-        for kind in ("retrainpolicies", "finetunejobs", "asrmodels"):
+        for kind in ("retrainpolicies", "rollouts", "finetunejobs", "asrmodels"):
             local_cluster.kubectl("delete", kind, "--all", "-n", namespace, "--timeout=60s", check=False)
         operator.stop()
         local_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
@@ -224,6 +224,49 @@ def test_a_trigger_whose_status_write_was_lost_is_adopted_after_a_restart_not_re
     assert "TriggerRecovered" in reasons.split(), reasons
     world.cluster.kubectl("delete", "rtp", "again", "-n", world.namespace, "--timeout=60s")
     world.wait("again-1 to go with its policy", lambda: own_jobs() == [])
+
+
+def test_a_succeeded_job_is_released_by_exactly_one_rollout_from_the_template(world: World) -> None:
+    # Enough audio for this policy's first trigger (the earlier tests' sessions count too).
+    record_session(world.store, datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3), 12)
+    obj = policy(world, "release")
+    obj["spec"]["anchors"] = [ANCHOR]
+    obj["spec"]["release"] = {
+        "metadata": {"labels": {"stage": "canary"}},
+        "spec": {"target": {"deployment": "asr", "service": "asr", "port": 80},
+                 "steps": [{"setWeight": 5}, {"pause": {}}, {"setWeight": 100}],
+                 "trafficRouting": {"gatewayAPI": {"httpRoute": "asr"}}},
+    }
+    world.cluster.kubectl("apply", "-n", world.namespace, "-f", "-", input=json.dumps(obj))
+    world.wait("release-1", lambda: any(j["metadata"]["name"] == "release-1" for j in world.jobs()))
+    assert world.cluster.get_json("rollouts", "-n", world.namespace)["items"] == []  # nothing to release yet
+    # The job succeeds (set by hand: no training here) and names the model it published. Its own handler may
+    # write its Pending status over ours once more (its base model does not exist): set it until it holds.
+    succeeded = {"status": {"stage": "Succeeded", "phase": "Succeeded",
+                            "producedModel": {"name": "streamer-7-model-1"}}}
+
+    def succeed_and_look() -> dict[str, Any] | None:
+        if (world.get("ftj", "release-1").get("status") or {}).get("stage") != "Succeeded":
+            world.cluster.kubectl("patch", "ftj", "release-1", "-n", world.namespace, "--subresource=status",
+                                  "--type=merge", "-p", json.dumps(succeeded))
+        return next((r for r in world.cluster.get_json("rollouts", "-n", world.namespace)["items"]
+                     if r["metadata"]["name"] == "release-1"), None)
+
+    rollout = world.wait("the release Rollout", succeed_and_look)
+    policy_obj = world.get("rtp", "release")
+    owner = rollout["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"]) == ("RetrainPolicy", policy_obj["metadata"]["uid"])
+    assert rollout["metadata"]["labels"]["stage"] == "canary"
+    assert rollout["spec"]["stableModel"] == {"name": "missing-base"}  # the template's base model serves now
+    assert rollout["spec"]["candidateModel"] == {"name": "streamer-7-model-1"}
+    assert [s.get("setWeight") for s in rollout["spec"]["steps"]] == [5, None, 100]
+    last = world.wait("lastRelease", lambda: (world.get("rtp", "release").get("status") or {}).get("lastRelease"))
+    assert (last["rollout"], last["stableModel"], last["candidateModel"]) == \
+        ("release-1", "missing-base", "streamer-7-model-1")
+    time.sleep(12)  # another check interval: still exactly one release
+    names = [r["metadata"]["name"] for r in world.cluster.get_json("rollouts", "-n", world.namespace)["items"]]
+    assert names == ["release-1"]
+    world.cluster.kubectl("delete", "rtp", "release", "-n", world.namespace, "--timeout=60s")
 
 
 def test_deleting_the_policy_removes_its_jobs_but_never_a_model(world: World) -> None:
