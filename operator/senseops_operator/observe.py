@@ -11,6 +11,7 @@ from kubernetes.client.exceptions import ApiException
 from senseops_common.storage import verify_object
 from senseops_operator import constants as c
 from senseops_operator.decide import finetunejob as ftj
+from senseops_operator.decide import image_build as ib
 from senseops_operator.decide import training_job as tj
 from senseops_operator.decide.asrmodel import ArtifactCheck
 
@@ -145,3 +146,43 @@ def packaged_model(models_uri: str, name: str, version: str) -> ftj.PackagedMode
     except NotFound:
         return None
     return ftj.PackagedModel(uri=store.uri_for(prefix), sha256=hashlib.sha256(manifest).hexdigest())
+
+
+# --- image build ----------------------------------------------------------------------------------------
+def image_build_state(batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str,
+                      job_name: str) -> ib.ImageBuildState:
+    """The image build Job and the termination message of its last ended build container."""
+    try:
+        job = batch.read_namespaced_job(job_name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return ib.ImageBuildState(exists=False)
+        raise
+    failed_reason, succeeded = None, False
+    for cond in job.status.conditions or []:
+        if cond.status == "True" and cond.type == "Failed":
+            failed_reason = cond.reason or "Failed"
+        elif cond.status == "True" and cond.type == "Complete":
+            succeeded = True
+    pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}").items
+    ended: list[tuple[str, str]] = []
+    for pod in pods:
+        for cs in pod.status.container_statuses or []:
+            term = cs.state.terminated if cs.name == ib.BUILD_CONTAINER and cs.state else None
+            if term is not None:
+                ended.append((str(term.finished_at or ""), term.message or ""))
+    message = sorted(ended)[-1][1] if ended else ""
+    return ib.ImageBuildState(exists=True, active=int(job.status.active or 0), succeeded=succeeded,
+                              failed_reason=failed_reason, message=message, pods=len(pods))
+
+
+def pushed_digest(registry: Any, tag: str) -> ib.RegistryDigest:
+    """Ask the registry (with the operator's own credentials) which digest ``tag`` names now."""
+    from senseops_operator import registry as reg
+
+    try:
+        return ib.RegistryDigest(registry.manifest_digest(reg.parse_image_ref(tag)))
+    except reg.RegistryUnavailable as exc:
+        return ib.RegistryDigest(None, str(exc), transient=True)
+    except (reg.RegistryError, ValueError) as exc:
+        return ib.RegistryDigest(None, str(exc))

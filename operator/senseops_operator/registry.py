@@ -179,15 +179,15 @@ class RegistryClient:
                     headers["Authorization"] = self._authorization(http, ref, response)
                     response = http.head(url, headers=headers)
                 self._raise_for(response, where)
-                digest = response.headers.get("Docker-Content-Digest")
+                digest: str | None = response.headers.get("Docker-Content-Digest")
                 if not digest:  # not every registry sends it on HEAD
                     body = http.get(url, headers=headers)
                     self._raise_for(body, where)
-                    digest = body.headers.get("Docker-Content-Digest") or \
-                        "sha256:" + hashlib.sha256(body.content).hexdigest()
+                    digest = str(body.headers.get("Docker-Content-Digest") or
+                                 "sha256:" + hashlib.sha256(body.content).hexdigest())
         except httpx.HTTPError as exc:
             raise RegistryUnavailable(f"registry {ref.registry} unreachable: {type(exc).__name__}: {exc}") from exc
-        if not DIGEST_PATTERN.match(digest):
+        if digest is None or not DIGEST_PATTERN.match(digest):
             raise RegistryError(f"registry {ref.registry} answered an unsupported digest {digest!r} for {where}")
         return digest
 
