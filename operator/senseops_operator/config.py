@@ -20,6 +20,12 @@ class OperatorConfig:
     registry_auth_file: Path | None = None
     insecure_registries: frozenset[str] = frozenset()
     registry_timeout_s: float = 20.0
+    # Artifact checks: file:// only below this root (None: refused), at most this many at once, and no
+    # artifact with more objects or bytes than these is hashed.
+    file_artifact_root: str | None = None
+    artifact_check_concurrency: int = 4
+    artifact_max_objects: int = 10_000
+    artifact_max_bytes: int = 64 * 2**30
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -36,4 +42,8 @@ class OperatorConfig:
             insecure_registries=frozenset(r.strip() for r in e.get("SENSEOPS_INSECURE_REGISTRIES", "").split(",")
                                           if r.strip()),
             registry_timeout_s=float(e.get("SENSEOPS_REGISTRY_TIMEOUT_S", "20")),
+            file_artifact_root=e.get("SENSEOPS_FILE_ARTIFACT_ROOT") or None,
+            artifact_check_concurrency=max(1, int(e.get("SENSEOPS_ARTIFACT_CHECK_CONCURRENCY", "4"))),
+            artifact_max_objects=int(e.get("SENSEOPS_ARTIFACT_MAX_OBJECTS", "10000")),
+            artifact_max_bytes=int(e.get("SENSEOPS_ARTIFACT_MAX_BYTES", str(64 * 2**30))),
         )
