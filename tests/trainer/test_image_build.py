@@ -80,7 +80,7 @@ def packaged(tmp_path: Path) -> tuple[str, str, Path]:
 
 def test_build_pushes_model_files_on_a_base_with_labels_and_reports_the_digest(
         oci_registry: RegistryServer, packaged: tuple[str, str, Path], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     uri, sha256, folder = packaged
     base_dir = tmp_path / "base"
     base_dir.mkdir()
@@ -95,6 +95,10 @@ def test_build_pushes_model_files_on_a_base_with_labels_and_reports_the_digest(
                      "--label", "org.opencontainers.image.version=v1", "--workdir", str(tmp_path / "work"),
                      "--termination-log", str(message)])
     assert code == 0
+    steps = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    events = {s.get("event"): s for s in steps if s.get("stage") == "build-image"}
+    assert events["pushed"]["bytes_pushed"] == events["layer"]["bytes"] > (folder / "model.pt").stat().st_size
+    assert events["fetched"]["files"] == 4  # three model files and the manifest
     reported = json.loads(message.read_text())
     assert reported["digest"] == oci_registry.crane("digest", image).stdout.strip()
     assert reported["reference"] == f"{oci_registry.host}/asr/m@{reported['digest']}"

@@ -82,7 +82,7 @@ def _build_image(args: argparse.Namespace, progress: ProgressLog) -> int:
         return EXIT_USAGE
     try:
         built = build_image(args.model_uri, args.sha256, args.image, args.name, args.version, labels,
-                            args.workdir, base=args.base)
+                            args.workdir, base=args.base, progress=progress)
     except (StageFailed, StorageError) as exc:
         report(json.dumps({"error": str(exc)}), args.termination_log)
         progress.emit(STAGE, "failed", force_status=True, message=str(exc))

@@ -32,6 +32,7 @@ from pathlib import Path
 from senseops_common.storage import MANIFEST_NAME
 from senseops_trainer.context import StageFailed
 from senseops_trainer.package import fetch_model_dir
+from senseops_trainer.progress import ProgressLog
 
 STAGE = "build-image"
 IMAGE_MODELS_ROOT = "models"
@@ -137,26 +138,39 @@ def _crane(crane: str, *args: str) -> str:
 
 
 def build_image(model_uri: str, sha256: str, image: str, name: str, version: str, labels: Mapping[str, str],
-                workdir: Path, base: str | None = None, crane: str | None = None) -> BuiltImage:
-    """Steps 1-3 of the module docstring; returns the pushed image and its digest."""
+                workdir: Path, base: str | None = None, crane: str | None = None,
+                progress: ProgressLog | None = None) -> BuiltImage:
+    """Steps 1-3 of the module docstring; returns the pushed image and its digest. Each step is one JSON
+    line on ``progress`` (files and bytes fetched, layer bytes, bytes pushed, digest)."""
+    def emit(event: str, **fields: object) -> None:
+        if progress is not None:
+            progress.emit(STAGE, event, **fields)
+
     crane = crane or os.environ.get("SENSEOPS_CRANE") or shutil.which("crane") or "crane"
     workdir.mkdir(parents=True, exist_ok=True)
     model_dir = fetch_model_dir(model_uri, workdir / "model")
     if not (model_dir / MANIFEST_NAME).exists():
         raise StageFailed(STAGE, f"{model_uri} has no {MANIFEST_NAME}; package the model first")
+    fetched = [p for p in model_dir.rglob("*") if p.is_file() and p.name not in _LOCAL_ONLY]
+    emit("fetched", uri=model_uri, files=len(fetched), bytes=sum(p.stat().st_size for p in fetched))
     found = manifest_sha256(model_dir)
     if found != sha256:
         raise StageFailed(STAGE, f"{model_uri}{MANIFEST_NAME} hashes to {found}, not the published {sha256}; "
                                  "the package changed after the FineTuneJob recorded it")
     layer = workdir / "layer.tar"
-    write_layer(model_dir, f"{IMAGE_MODELS_ROOT}/{name}/{version}", layer)
+    files = write_layer(model_dir, f"{IMAGE_MODELS_ROOT}/{name}/{version}", layer)
+    layer_bytes = layer.stat().st_size
+    emit("layer", files=files, bytes=layer_bytes, path=f"/{IMAGE_MODELS_ROOT}/{name}/{version}/")
     base_args = ["-b", base] if base else ["--oci-empty-base"]
+    emit("pushing", image=image, base=base, bytes_total=layer_bytes)
     _crane(crane, "append", *base_args, "-f", str(layer), "-t", image)
+    emit("pushed", image=image, bytes_pushed=layer_bytes, bytes_total=layer_bytes)
     flags = [arg for key, value in sorted(labels.items()) for arg in ("-l", label_flag(key, value))]
     pushed = _crane(crane, "mutate", image, *flags, "-t", image).splitlines()[-1].strip()
     match = _DIGEST_REF.match(pushed)
     if match is None:
         raise StageFailed(STAGE, f"crane printed no digest reference for {image}: {pushed!r}")
+    emit("labelled", image=image, digest=match.group("digest"), labels=len(labels))
     return BuiltImage(image=image, digest=match.group("digest"))
 
 
