@@ -146,7 +146,7 @@ def credentials_for(docker_config: Mapping[str, Any], registry: str) -> tuple[st
 
 def load_docker_config(path: Path | None) -> dict[str, Any]:
     """The operator's docker config (``{}`` without one); a file that is not JSON is an error worth fixing."""
-    if path is None:
+    if path is None or not path.exists():  # an optional Secret that was never created: no credentials
         return {}
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
