@@ -24,6 +24,7 @@ import yaml
 from senseops_common.storage import StorageError
 from senseops_trainer.config import load_config
 from senseops_trainer.context import GateFailed, RunContext, StageFailed
+from senseops_trainer.image import add_build_image_parser, run_build_image
 from senseops_trainer.pipeline import STAGES, run_all, run_stage
 from senseops_trainer.progress import ProgressLog, status_sink_from_env
 
@@ -56,40 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth = sub.add_parser("synth", help="write the synthetic domain recordings into a store")
     synth.add_argument("--store", required=True, help="store URI (s3://…, cos://…, file://…)")
     synth.add_argument("--seed", type=int, default=7)
-    image = sub.add_parser("build-image", help="build and push the model image of a packaged model (crane)")
-    image.add_argument("--model-uri", required=True, help="the packaged model directory models/{name}/{version}/")
-    image.add_argument("--sha256", required=True, help="sha256 of its MANIFEST.sha256 (the published digest)")
-    image.add_argument("--image", required=True, help="registry/repository:tag to push")
-    image.add_argument("--name", required=True, help="model name (files go under /models/{name}/{version}/)")
-    image.add_argument("--version", required=True, help="model version")
-    image.add_argument("--base", help="base image (default: an empty OCI image)")
-    image.add_argument("--label", dest="labels", action="append", default=[], metavar="KEY=VALUE")
-    image.add_argument("--workdir", type=Path, default=Path("/work/image"))
-    image.add_argument("--termination-log", default="/dev/termination-log")
+    add_build_image_parser(sub)
     return parser
-
-
-def _build_image(args: argparse.Namespace, progress: ProgressLog) -> int:
-    import json
-
-    from senseops_trainer.image import STAGE, build_image, parse_labels, report
-
-    try:
-        labels = parse_labels(args.labels)
-    except ValueError as exc:
-        report(json.dumps({"error": str(exc)}), args.termination_log)
-        progress.emit(STAGE, "failed", message=str(exc))
-        return EXIT_USAGE
-    try:
-        built = build_image(args.model_uri, args.sha256, args.image, args.name, args.version, labels,
-                            args.workdir, base=args.base, progress=progress)
-    except (StageFailed, StorageError) as exc:
-        report(json.dumps({"error": str(exc)}), args.termination_log)
-        progress.emit(STAGE, "failed", force_status=True, message=str(exc))
-        return EXIT_FAILED
-    report(built.as_json(), args.termination_log)
-    print(built.as_json(), flush=True)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         print(corpus_summary(write_corpus(open_store(args.store), seed=args.seed)))
         return 0
     if args.command == "build-image":
-        return _build_image(args, progress)
+        return run_build_image(args, progress)
     try:
         cfg = load_config(args.config, _overrides(args.sets))
     except (ValueError, OSError, yaml.YAMLError) as exc:

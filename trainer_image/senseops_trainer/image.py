@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import hashlib
@@ -29,12 +30,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from senseops_common.storage import MANIFEST_NAME
+from senseops_common.storage import MANIFEST_NAME, StorageError
 from senseops_trainer.context import StageFailed
 from senseops_trainer.package import fetch_model_dir
 from senseops_trainer.progress import ProgressLog
 
 STAGE = "build-image"
+EXIT_FAILED = 2  # the CLI's exit codes (senseops_trainer.cli)
+EXIT_USAGE = 64
 IMAGE_MODELS_ROOT = "models"
 TERMINATION_LOG = "/dev/termination-log"
 CRANE_TIMEOUT_S = 1800.0
@@ -178,3 +181,39 @@ def report(message: str, path: str = TERMINATION_LOG) -> None:
     """Write the termination message (best effort: outside a pod the path may not be writable)."""
     with contextlib.suppress(OSError):
         Path(path).write_text(message[:4096], encoding="utf-8")
+
+
+# --- the ``build-image`` sub-command -------------------------------------------------------------------
+def add_build_image_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``build-image`` on the trainer CLI's sub-command parser."""
+    image = sub.add_parser("build-image", help="build and push the model image of a packaged model (crane)")
+    image.add_argument("--model-uri", required=True, help="the packaged model directory models/{name}/{version}/")
+    image.add_argument("--sha256", required=True, help="sha256 of its MANIFEST.sha256 (the published digest)")
+    image.add_argument("--image", required=True, help="registry/repository:tag to push")
+    image.add_argument("--name", required=True, help="model name (files go under /models/{name}/{version}/)")
+    image.add_argument("--version", required=True, help="model version")
+    image.add_argument("--base", help="base image (default: an empty OCI image)")
+    image.add_argument("--label", dest="labels", action="append", default=[], metavar="KEY=VALUE")
+    image.add_argument("--workdir", type=Path, default=Path("/work/image"))
+    image.add_argument("--termination-log", default=TERMINATION_LOG)
+
+
+def run_build_image(args: argparse.Namespace, progress: ProgressLog) -> int:
+    """Run ``build-image``: exit 0 and the digest as the termination message, or 2 (64 for bad labels) and
+    ``{"error": ...}`` there."""
+    try:
+        labels = parse_labels(args.labels)
+    except ValueError as exc:
+        report(json.dumps({"error": str(exc)}), args.termination_log)
+        progress.emit(STAGE, "failed", message=str(exc))
+        return EXIT_USAGE
+    try:
+        built = build_image(args.model_uri, args.sha256, args.image, args.name, args.version, labels,
+                            args.workdir, base=args.base, progress=progress)
+    except (StageFailed, StorageError) as exc:
+        report(json.dumps({"error": str(exc)}), args.termination_log)
+        progress.emit(STAGE, "failed", force_status=True, message=str(exc))
+        return EXIT_FAILED
+    report(built.as_json(), args.termination_log)
+    print(built.as_json(), flush=True)
+    return 0
