@@ -193,7 +193,8 @@ def start_operator() -> None:
     stop_operator()
     log = (DEMO / "operator.log").open("ab")
     env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "SENSEOPS_NAMESPACES": NAMESPACE,
-           "SENSEOPS_BIND_HOST": "127.0.0.1", "SENSEOPS_METRICS_PORT": "19090", "SENSEOPS_LIVENESS_PORT": "18080"}
+           "SENSEOPS_BIND_HOST": "127.0.0.1", "SENSEOPS_METRICS_PORT": "19090", "SENSEOPS_LIVENESS_PORT": "18080",
+           "SENSEOPS_FILE_ARTIFACT_ROOT": str(STORE)}  # the demo's models live in its file:// store
     proc = subprocess.Popen([sys.executable, "-m", "senseops_operator"], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     OPERATOR_PID.write_text(str(proc.pid))

@@ -62,7 +62,8 @@ def main() -> int:
     (model / "model.pt").write_bytes(b"x" * 65536)
     _, digest, size = local_directory_manifest(model)
 
-    operator = OperatorProcess(kubeconfig, workdir / "operator.log", [ns], {}).start()
+    operator = OperatorProcess(kubeconfig, workdir / "operator.log", [ns],
+                               {"SENSEOPS_FILE_ARTIFACT_ROOT": str(workdir)}).start()
     created: dict[str, float] = {}
     observed: dict[str, float] = {}
     ready: dict[str, float] = {}

@@ -8,6 +8,7 @@ import pytest
 
 from senseops_operator.constants import REVERIFY_ARTIFACT_SECONDS
 from senseops_operator.decide.asrmodel import (
+    PERMANENT_RECHECK_BASE_SECONDS,
     TRANSIENT_RETRY_SECONDS,
     ArtifactCheck,
     ASRModelObservation,
@@ -27,9 +28,9 @@ OK = ArtifactCheck(True, "Verified", "2 objects, 10 bytes", 10, "a" * 64)
         ("not checked yet", None, "Verifying", "Unknown", "Pending", "False", TRANSIENT_RETRY_SECONDS, []),
         ("verified", OK, "Ready", "True", "Verified", "True", REVERIFY_ARTIFACT_SECONDS, ["Normal", "Normal"]),
         ("digest mismatch is permanent", ArtifactCheck(False, "DigestMismatch", "sha256 differs"),
-         "Failed", "False", "DigestMismatch", "False", REVERIFY_ARTIFACT_SECONDS, ["Warning", "Warning"]),
+         "Failed", "False", "DigestMismatch", "False", PERMANENT_RECHECK_BASE_SECONDS, ["Warning", "Warning"]),
         ("size mismatch is permanent", ArtifactCheck(False, "SizeMismatch", "9 != 10", 9),
-         "Failed", "False", "SizeMismatch", "False", REVERIFY_ARTIFACT_SECONDS, ["Warning", "Warning"]),
+         "Failed", "False", "SizeMismatch", "False", PERMANENT_RECHECK_BASE_SECONDS, ["Warning", "Warning"]),
         ("missing object is retried soon", ArtifactCheck(False, "NotFound", "no object"),
          "Verifying", "False", "NotFound", "False", TRANSIENT_RETRY_SECONDS, ["Warning", "Warning"]),
         ("store outage is retried soon", ArtifactCheck(False, "StoreUnavailable", "timeout"),

@@ -1,14 +1,17 @@
 """FineTuneJob end to end: the real operator (running as the ServiceAccount and RBAC in manifests/, not as
 cluster admin) waits for enough recorded audio in MinIO, launches the training Job, whose pod really runs
-the trainer on the process node, follows its stages, and publishes the fine-tuned ASRModel, which it then
-verifies. A gate that cannot pass ends in Failed/GateFailed with nothing published."""
+the trainer on the process node, follows its stages, builds and pushes the model image to the real registry
+(crane in a second Job; the operator reads the digest back), and publishes the fine-tuned ASRModel, which it
+then verifies. A gate that cannot pass ends in Failed/GateFailed with nothing published and no image pushed."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import secrets
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,11 +29,14 @@ from tests.operator.operator_process import OperatorProcess
 from tests.procnode.fixtures import PLACEMENT
 from tests.procnode.launcher import ProcessNodeHandle
 from tests.servers.minio import MinioServer
+from tests.servers.registry import RegistryServer
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 OPERATOR_NS = "senseops-system"
 TRAIN_TIMEOUT_S = 900.0
+# A whole run (waiting for data, training, evaluation, export, image build) outlasts the suite's 900 s
+# per-test limit when the two cores are shared; the stage watches keep their own deadlines.
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(TRAIN_TIMEOUT_S + 900)]
 
 
 @contextlib.contextmanager
@@ -72,6 +78,8 @@ class Setup:
     store_env: dict[str, str]
     operator: OperatorProcess
     staging: Path  # the whole synthetic corpus, copied into the bucket in two halves
+    registry: RegistryServer
+    base_image: str  # the runtime base the model images are built on
 
     def apply(self, obj: dict[str, Any]) -> None:
         self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=json.dumps(obj))
@@ -82,7 +90,7 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(local_cluster: ClusterHandle, process_node: ProcessNodeHandle, minio_server: MinioServer,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+          oci_registry: RegistryServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     from tests.testmodel import ensure_tiny_model
 
     local_cluster.kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))
@@ -108,10 +116,20 @@ def setup(local_cluster: ClusterHandle, process_node: ProcessNodeHandle, minio_s
     process_node.mirror(minio_server.port)
     local_cluster.kubectl("create", "secret", "generic", "store", "-n", namespace,
                           *[f"--from-literal={k}={v}" for k, v in store_env.items()])
+    # The image build pod pushes with a dockerconfigjson Secret; the operator reads digests back with its own
+    # copy of the registry credentials (SENSEOPS_REGISTRY_AUTH_FILE), never with the user's Secret.
+    process_node.mirror(oci_registry.port)
+    base_dir = tmp_path_factory.mktemp("runtime-base")
+    (base_dir / "README").write_text("stand-in for the runtime base image\n")
+    base_image = oci_registry.push_model_dir(base_dir, "senseops/runtime-base", "e2e")
+    docker_config = oci_registry.docker_config_dir / "config.json"
+    local_cluster.kubectl("create", "secret", "generic", "push", "-n", namespace,
+                          "--type=kubernetes.io/dockerconfigjson", f"--from-file=.dockerconfigjson={docker_config}")
     kubeconfig = operator_kubeconfig(local_cluster, tmp_path_factory.mktemp("operator") / "kubeconfig")
     operator = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator-log") / "operator.log", [namespace],
-                               store_env).start()
-    ready = Setup(local_cluster, namespace, bucket, store_env, operator, staging)
+                               {**store_env, "SENSEOPS_REGISTRY_AUTH_FILE": str(docker_config),
+                                "SENSEOPS_IMAGE_BASE": base_image}).start()
+    ready = Setup(local_cluster, namespace, bucket, store_env, operator, staging, oci_registry, base_image)
     ready.apply({"apiVersion": "senseops.dev/v1alpha1", "kind": "ASRModel", "metadata": {"name": "base"},
                  "spec": {"version": "v1", "artifact": {"uri": f"s3://{bucket}/models/base/v1/", "sha256": digest}}})
     try:
@@ -162,6 +180,7 @@ def fine_tune_job(setup: Setup, name: str, min_hours: float, output: str, **gate
             "evaluationGate": gate or {"minImprovement": 0.05},
             "trainerImage": "senseops/trainer:test",
             "storeSecret": "store",
+            "image": {"registry": setup.registry.host, "repository": f"e2e/{output}", "pushSecret": "push"},
         },
     }
 
@@ -202,9 +221,9 @@ def test_waits_for_data_then_trains_evaluates_and_publishes(setup: Setup) -> Non
     stages = seen + seen2
     status = obj["status"]
     assert status["stage"] == "Succeeded", (stages, status.get("message"), setup.operator.log_tail())
-    assert "Training" in stages and "Evaluating" in stages, stages
+    assert "Training" in stages and "Evaluating" in stages and "BuildingImage" in stages, stages
     jobs = setup.cluster.get_json("jobs", "-n", setup.namespace)["items"]
-    assert [j["metadata"]["name"] for j in jobs] == ["tune-train"]
+    assert sorted(j["metadata"]["name"] for j in jobs) == ["tune-image", "tune-train"]
     # The new model beats the base on the held-out golden set.
     metrics = status["metrics"]
     assert metrics["newCer"] < metrics["baseCer"] - 0.05, metrics
@@ -221,6 +240,7 @@ def test_waits_for_data_then_trains_evaluates_and_publishes(setup: Setup) -> Non
     # The trainer's pod used a ServiceAccount that may patch only this FineTuneJob's status.
     role = setup.get("role", "tune-trainer")
     assert all(rule["resourceNames"] == ["tune"] for rule in role["rules"])
+    check_pushed_image(setup, status, model)
     cm = setup.get("configmap", "tune-job")
     assert "AWS_SECRET_ACCESS_KEY" not in json.dumps(cm) and setup.store_env["AWS_SECRET_ACCESS_KEY"] not in \
         json.dumps(cm)
@@ -245,3 +265,37 @@ def test_a_gate_that_cannot_pass_fails_and_publishes_nothing(setup: Setup) -> No
     assert setup.cluster.kubectl("get", "asrmodel", "never-model", "-n", setup.namespace,
                                  check=False).returncode != 0
     assert not store.exists("models/never-model/never/MANIFEST.sha256")
+    # Nothing was built or pushed for the failed job.
+    assert setup.cluster.kubectl("get", "job", "never-image", "-n", setup.namespace, check=False).returncode != 0
+    assert "e2e/never-model" not in catalog(setup.registry)
+
+
+def catalog(registry: RegistryServer) -> list[str]:
+    return registry.crane("catalog", registry.host).stdout.split()
+
+
+def check_pushed_image(setup: Setup, status: dict[str, Any], model: dict[str, Any]) -> None:
+    """The image in the registry: the digest recorded in the FineTuneJob and the ASRModel, the model files
+    under /models/tuned/tune/ byte for byte as packaged, on the runtime base, with the OCI labels."""
+    registry = setup.registry
+    tag = f"{registry.host}/e2e/tuned:tune"
+    digest = registry.crane("digest", tag).stdout.strip()
+    assert status["image"] == {"tag": tag, "digest": digest, "reference": f"{registry.host}/e2e/tuned@{digest}"}
+    assert model["spec"]["image"] == {"reference": f"{registry.host}/e2e/tuned@{digest}", "pullSecret": "push"}
+    labels = json.loads(registry.crane("config", tag).stdout)["config"]["Labels"]
+    artifact = model["spec"]["artifact"]
+    assert labels["dev.senseops.artifact.sha256"] == artifact["sha256"]
+    assert labels["dev.senseops.model.name"] == "tuned" and labels["dev.senseops.model.version"] == "tune"
+    assert labels["dev.senseops.finetunejob"] == f"{setup.namespace}/tune"
+    assert labels["dev.senseops.base-model"] == "base"
+    assert labels["org.opencontainers.image.base.name"] == setup.base_image
+    with tarfile.open(fileobj=io.BytesIO(registry.export(tag))) as tar:
+        files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    assert "models/README" in files  # the base image's layer
+    store = open_store(f"s3://{setup.bucket}/", StoreConfig.from_env(setup.store_env))
+    manifest = store.get_bytes("models/tuned/tune/MANIFEST.sha256")
+    assert files["models/tuned/tune/MANIFEST.sha256"] == manifest
+    packaged = {info.key for info in store.list("models/tuned/tune/")}  # keys from the bucket root: the same paths
+    assert packaged and packaged <= set(files), (sorted(packaged), sorted(files))
+    for key in packaged:
+        assert files[key] == store.get_bytes(key), key

@@ -194,6 +194,11 @@ class PodWorker(threading.Thread):
                                   self.node.base_env())
             argv = self.node.resolve_program(s.container_argv(c.spec, env), env)
             mounts = s.container_mounts(c.spec, volume_dirs, read_only, protected)
+            # The termination message file: one per container, bound over terminationMessagePath.
+            message_file = self._message_file(c)
+            message_file.parent.mkdir(exist_ok=True)
+            message_file.write_bytes(b"")
+            mounts.append(s.Mount(str(message_file), s.termination_message_path(c.spec), False))
             self.launch[c.name] = s.launch_argv(
                 self.sandbox.netns, mounts, c.spec.get("workingDir"), argv, keep=s.hidden_by(mounts, protected),
                 hostname=self.hostname, hosts=str(self.hosts_path) if self.hostname is not None else None)
@@ -216,7 +221,8 @@ class PodWorker(threading.Thread):
         if c.done:
             return
         if c.proc is not None and c.proc.poll() is not None:
-            self._record_exit(c, s.exit_code_of(c.proc.returncode))
+            code = s.exit_code_of(c.proc.returncode)
+            self._record_exit(c, code, self._termination_message(c, code))
         if c.proc is None and now >= c.next_start:
             if c.last_exit is not None and not (self._restartable(c)):
                 c.done = True
@@ -228,7 +234,24 @@ class PodWorker(threading.Thread):
             return c.last_exit != 0 and self.policy != "Never"
         return s.should_restart(self.policy, c.last_exit or 0)
 
+    def _message_file(self, c: ContainerRun) -> Path:
+        return self.dir / "termination" / c.name
+
+    def _termination_message(self, c: ContainerRun, code: int) -> str | None:
+        """What the container left at its terminationMessagePath (or its log's tail, by policy)."""
+        try:
+            written = self._message_file(c).read_bytes()
+        except OSError:
+            written = b""
+        log_tail = b""
+        if c.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError" and code != 0:
+            with contextlib.suppress(OSError):
+                log_tail = (self.dir / "logs" / f"{c.name}.log").read_bytes()[-64 * 1024:]
+        return s.termination_message(written, c.spec.get("terminationMessagePolicy"), code, log_tail)
+
     def _start(self, c: ContainerRun) -> None:
+        with contextlib.suppress(OSError):  # each run starts with an empty message, as with a kubelet
+            self._message_file(c).write_bytes(b"")
         log_path = self.dir / "logs" / f"{c.name}.log"
         with log_path.open("ab") as out:
             program = self.launch[c.name][self.launch[c.name].index("container") + 1:]

@@ -348,6 +348,32 @@ def launch_argv(netns: str, mounts: Sequence[Mount], working_dir: str | None, ar
             "/bin/sh", "-c", "; ".join(script), "container", *argv]
 
 
+# The kubelet's termination message: the file at ``terminationMessagePath`` (default below), at most
+# 4096 bytes; with ``terminationMessagePolicy: FallbackToLogsOnError`` an empty file after a failure is
+# replaced by the log's last 80 lines, at most 2048 bytes.
+DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+MAX_TERMINATION_MESSAGE_BYTES = 4096
+FALLBACK_LOG_LINES = 80
+FALLBACK_LOG_BYTES = 2048
+
+
+def termination_message_path(container: Mapping[str, Any]) -> str:
+    """Where the container writes its termination message."""
+    path = str(container.get("terminationMessagePath") or DEFAULT_TERMINATION_MESSAGE_PATH)
+    if not path.startswith("/"):
+        raise PodSpecError(f"terminationMessagePath {path!r} must be absolute")
+    return path
+
+
+def termination_message(written: bytes, policy: str | None, exit_code: int, log: bytes) -> str | None:
+    """``state.terminated.message`` from what the container wrote to its message file and its log."""
+    text = written[:MAX_TERMINATION_MESSAGE_BYTES]
+    if not text.strip() and policy == "FallbackToLogsOnError" and exit_code != 0:
+        text = b"\n".join(log.splitlines()[-FALLBACK_LOG_LINES:])[-FALLBACK_LOG_BYTES:]
+    message = text.decode(errors="replace")
+    return message or None
+
+
 def restart_delay(restart_count: int, base_s: float = BACKOFF_BASE_S, max_s: float = BACKOFF_MAX_S) -> float:
     """Crash-loop back-off before restart number ``restart_count + 1`` (0 -> base, doubling, capped)."""
     return float(min(max_s, base_s * 2 ** max(0, restart_count)))

@@ -90,6 +90,20 @@ def test_exit_code_matched_by_pod_failure_policy_fails_the_job(local_cluster: Cl
     assert pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 42
 
 
+def test_termination_message_reaches_the_container_status(local_cluster: ClusterHandle,
+                                                          process_node: ProcessNodeHandle, ns: str) -> None:
+    apply(local_cluster, job("said", ns, "printf 'pushed sha256:ab' > /dev/termination-log"))
+    manifest = job("fell", ns, "echo first line; echo the registry said no; exit 5")
+    manifest["spec"]["template"]["spec"]["containers"][0]["terminationMessagePolicy"] = "FallbackToLogsOnError"
+    apply(local_cluster, manifest)
+    for name in ("said", "fell"):
+        wait_for(f"Job {name} to finish", lambda n=name: job_condition(local_cluster, ns, n), 90)  # type: ignore[misc]
+    said = job_pods(local_cluster, ns, "said")[0]["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert said["message"] == "pushed sha256:ab"
+    fell = job_pods(local_cluster, ns, "fell")[0]["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert fell["exitCode"] == 5 and fell["message"].endswith("first line\nthe registry said no")
+
+
 def test_other_failures_are_retried_up_to_backoff_limit(local_cluster: ClusterHandle,
                                                         process_node: ProcessNodeHandle, ns: str) -> None:
     apply(local_cluster, job("flaky", ns, "exit 1", backoff_limit=1))

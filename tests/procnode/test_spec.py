@@ -250,3 +250,26 @@ def test_sandbox_commands_route_the_pod_cidr_through_the_host_end_only() -> None
     # Forwarding on this pod's host end, not the machine-wide switch.
     assert "sysctl -qw net.ipv4.conf.sop3x17.forwarding=1" in cmds
     assert not any("ip_forward" in c or "all.forwarding" in c or "default" in c for c in cmds)
+
+
+@pytest.mark.parametrize(("written", "policy", "code", "log", "expected"), [
+    pytest.param(b'{"digest": "sha256:ab"}', None, 0, b"", '{"digest": "sha256:ab"}', id="file-content"),
+    pytest.param(b"", None, 1, b"boom\n", None, id="empty-file-no-fallback"),
+    pytest.param(b"", "File", 1, b"boom\n", None, id="file-policy-ignores-log"),
+    pytest.param(b"", "FallbackToLogsOnError", 1, b"a\nb\nboom", "a\nb\nboom", id="fallback-on-error"),
+    pytest.param(b"", "FallbackToLogsOnError", 0, b"fine", None, id="no-fallback-on-success"),
+    pytest.param(b"own", "FallbackToLogsOnError", 1, b"log", "own", id="file-wins-over-log"),
+    pytest.param(b"x" * 5000, None, 0, b"", "x" * 4096, id="capped-at-4096-bytes"),
+    pytest.param(b"", "FallbackToLogsOnError", 2, b"\n".join(b"%d" % i for i in range(200)),
+                 "\n".join(str(i) for i in range(120, 200)), id="fallback-keeps-last-80-lines"),
+])
+def test_termination_message(written: bytes, policy: str | None, code: int, log: bytes,
+                             expected: str | None) -> None:
+    assert s.termination_message(written, policy, code, log) == expected
+
+
+def test_termination_message_path_default_and_custom() -> None:
+    assert s.termination_message_path({"name": "c"}) == "/dev/termination-log"
+    assert s.termination_message_path({"name": "c", "terminationMessagePath": "/tmp/msg"}) == "/tmp/msg"
+    with pytest.raises(s.PodSpecError, match="absolute"):
+        s.termination_message_path({"name": "c", "terminationMessagePath": "msg"})

@@ -3,6 +3,7 @@
     python -m senseops_trainer run --config job.yaml --workdir /work/job     # every stage, resumable
     python -m senseops_trainer train --config job.yaml --workdir /work/job   # one stage
     python -m senseops_trainer synth --store file:///tmp/rec                 # synthetic recordings
+    python -m senseops_trainer build-image --model-uri … --sha256 … --image … # model image (crane)
 
 Settings come from ``--config`` (YAML/JSON, see :mod:`senseops_trainer.config`) and ``--set key=value``
 (dotted, values parsed as YAML: ``--set train.lr=3e-5 --set dataset.anchor_ids=[a1,a2]``). Exit codes:
@@ -25,6 +26,7 @@ from senseops_common.storage import StorageError
 from senseops_trainer.config import TrainerConfig, load_config
 from senseops_trainer.context import GateFailed, RunContext, StageFailed
 from senseops_trainer.distributed import NODE_RANK_ENV
+from senseops_trainer.image import add_build_image_parser, run_build_image
 from senseops_trainer.pipeline import STAGES, run_all, run_stage
 from senseops_trainer.progress import NullStatusSink, ProgressLog, status_sink_from_env
 from senseops_trainer.state_sync import WorkdirMirror
@@ -58,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth = sub.add_parser("synth", help="write the synthetic domain recordings into a store")
     synth.add_argument("--store", required=True, help="store URI (s3://…, cos://…, file://…)")
     synth.add_argument("--seed", type=int, default=7)
+    add_build_image_parser(sub)
     return parser
 
 
@@ -86,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(corpus_summary(write_corpus(open_store(args.store), seed=args.seed)))
         return 0
+    if args.command == "build-image":
+        return run_build_image(args, progress)
     try:
         cfg = load_config(args.config, _overrides(args.sets))
     except (ValueError, OSError, yaml.YAMLError) as exc:

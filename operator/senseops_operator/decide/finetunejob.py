@@ -7,7 +7,9 @@ intents (create the training Job, create the ASRModel) that the handler carries 
     Pending ──base Ready──▶ WaitingForData ──enough hours──▶ PreparingData ▶ Training ▶ Evaluating ▶ Packaging
                                                                                                    │
                             Failed (GateFailed · BadSettings · TrainingFailed · DeadlineExceeded) ◀─┤
-                                                                                      Succeeded ◀──┘ (ASRModel created)
+                                                               ┌── spec.image set: BuildingImage ◀─┤
+                                          Failed (ImageBuildFailed) ◀──┤                           │
+                                                                      └──▶ Succeeded ◀────────────┘ (ASRModel created)
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ from datetime import datetime
 from typing import Any
 
 from senseops_operator.decide.common import Decision, Event, condition, condition_events, merge_conditions, timestamp
+from senseops_operator.decide.image_build import (
+    ImageBuildState,
+    ImageStep,
+    RegistryDigest,
+    image_repository,
+    image_step,
+    image_tag,
+)
 from senseops_operator.decide.references import models_resolved
 from senseops_operator.decide.training_job import EXIT_BAD_SETTINGS, EXIT_GATE_FAILED, LABEL_FINETUNEJOB
 
@@ -113,6 +123,8 @@ class FineTuneJobObservation:
     report: EvaluationReport | None = None
     package: PackagedModel | None = None
     output_model_owner: str | None = None  # the FineTuneJob label of an existing output ASRModel
+    image_build: ImageBuildState = field(default_factory=lambda: ImageBuildState(exists=False))
+    registry_digest: RegistryDigest | None = None  # the pushed tag's digest, read back from the registry
 
 
 # --- intents ---------------------------------------------------------------------------------------------
@@ -132,7 +144,15 @@ class CreateModel:
     spec: Mapping[str, Any]
 
 
-Action = CreateTrainingJob | CreateModel
+@dataclass(frozen=True)
+class CreateImageBuildJob:
+    """Create the image build Job (``image_build.render_build_job``) for this packaged model."""
+
+    artifact_uri: str
+    sha256: str
+
+
+Action = CreateTrainingJob | CreateModel | CreateImageBuildJob
 
 
 @dataclass(frozen=True)
@@ -207,7 +227,7 @@ def status_metrics(report: EvaluationReport | None) -> dict[str, Any] | None:
 
 
 def output_model(job: str, spec: Mapping[str, Any], package: PackagedModel,
-                 report: EvaluationReport | None) -> CreateModel:
+                 report: EvaluationReport | None, image_digest: str | None = None) -> CreateModel:
     """The ASRModel a succeeded job publishes. A label (not an owner reference) links it to the job, so
     deleting the FineTuneJob never deletes the model."""
     output = spec["output"]
@@ -227,6 +247,13 @@ def output_model(job: str, spec: Mapping[str, Any], package: PackagedModel,
     }
     if evaluation:
         model_spec["evaluation"] = evaluation
+    if image_digest is not None and spec.get("image"):
+        target = spec["image"]
+        image: dict[str, Any] = {"reference": f"{image_repository(spec)}@{image_digest}"}
+        pull_secret = target.get("pullSecret") or target.get("pushSecret")
+        if pull_secret:
+            image["pullSecret"] = pull_secret
+        model_spec["image"] = image
     return CreateModel(name=output["modelName"], labels={LABEL_FINETUNEJOB: job}, spec=model_spec)
 
 
@@ -277,6 +304,15 @@ def decide(spec: Mapping[str, Any], status: Mapping[str, Any], obs: FineTuneJobO
         conditions.append(condition("Succeeded", "False", reason, message))
         events.append(Event("Warning", reason, message))
     elif job.succeeded:
+        image_digest: str | None = (status.get("image") or {}).get("digest")
+        step: ImageStep | None = None
+        if spec.get("image") and not image_digest and obs.package is not None:
+            step = image_step(obs.image_build, obs.registry_digest, image_tag(obs.name, spec))
+            if step.outcome == "verified":
+                image_digest = step.digest
+                new["image"] = {"tag": image_tag(obs.name, spec), "digest": image_digest,
+                                "reference": f"{image_repository(spec)}@{image_digest}"}
+                conditions.append(condition("ImageBuilt", "True", "ImagePushed", step.message))
         if obs.package is None:
             stage, message, requeue = "Packaging", "training finished; waiting for the packaged model in the store", \
                 RECHECK_SECONDS
@@ -288,14 +324,25 @@ def decide(spec: Mapping[str, Any], status: Mapping[str, Any], obs: FineTuneJobO
             conditions.append(condition("Succeeded", "False", "OutputExists", message))
             events.append(Event("Warning", "OutputExists", message))
             new["completionTime"] = timestamp(now)
+        elif step is not None and step.outcome == "failed":
+            stage, message = "Failed", step.message
+            new["completionTime"] = timestamp(now)
+            conditions.append(condition("ImageBuilt", "False", "ImageBuildFailed", message))
+            conditions.append(condition("Succeeded", "False", "ImageBuildFailed", message))
+        elif step is not None and step.outcome != "verified":
+            stage, message, requeue = "BuildingImage", step.message, RUNNING_RECHECK_SECONDS
+            if step.outcome == "create":
+                actions.append(CreateImageBuildJob(obs.package.uri, obs.package.sha256))
+                events.append(Event("Normal", "ImageBuildStarted", message))
         elif obs.model_phases.get(output_name) is None:
-            stage, requeue = "Packaging", RUNNING_RECHECK_SECONDS
+            stage, requeue = ("BuildingImage" if spec.get("image") else "Packaging"), RUNNING_RECHECK_SECONDS
             message = f"publishing ASRModel {output_name!r}"
-            actions.append(output_model(obs.name, spec, obs.package, obs.report))
+            actions.append(output_model(obs.name, spec, obs.package, obs.report, image_digest))
         else:
             stage = "Succeeded"
             metrics = f": {metrics_text(obs.report)}" if obs.report else ""
-            message = f"published ASRModel {output_name!r}{metrics}"
+            pushed = f"; image {image_repository(spec)}@{image_digest}" if image_digest and spec.get("image") else ""
+            message = f"published ASRModel {output_name!r}{metrics}{pushed}"
             new["producedModel"] = {"name": output_name}
             new["completionTime"] = timestamp(now)
             conditions.append(condition("Succeeded", "True", "ModelPublished", message))

@@ -16,14 +16,14 @@ from senseops_common.storage import StorageError
 from senseops_operator import constants as c
 from senseops_operator import observe
 from senseops_operator.decide import finetunejob as decide
-from senseops_operator.decide import training_job
+from senseops_operator.decide import image_build, training_job
 from senseops_operator.handlers.record import measured, record
 
 PLURAL = "finetunejobs"
 
 
 def _observe(spec: dict[str, Any], name: str, namespace: str, generation: int,
-             memo: kopf.Memo) -> decide.FineTuneJobObservation:
+             memo: kopf.Memo, status: dict[str, Any] | None = None) -> decide.FineTuneJobObservation:
     custom: client.CustomObjectsApi = memo.custom_api
     api = custom.api_client
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
@@ -45,9 +45,15 @@ def _observe(spec: dict[str, Any], name: str, namespace: str, generation: int,
         report = observe.evaluation_report(spec["output"]["storeUri"], name)
         package = observe.packaged_model(spec["output"]["storeUri"], output_name, spec["output"].get("version") or name)
     owner = None if output is None else (output["metadata"].get("labels") or {}).get(training_job.LABEL_FINETUNEJOB)
+    build, pushed = image_build.ImageBuildState(exists=False), None
+    if spec.get("image") and job.succeeded and not ((status or {}).get("image") or {}).get("digest"):
+        build = observe.image_build_state(batch, core, namespace, image_build.build_job_name(name))
+        if build.succeeded:
+            pushed = observe.pushed_digest(memo.registry, image_build.image_tag(name, spec))
     return decide.FineTuneJobObservation(
         generation=generation, name=name, model_phases=phases, base_model_uri=base_uri, readiness=readiness,
-        job=job, report=report, package=package, output_model_owner=owner)
+        job=job, report=report, package=package, output_model_owner=owner, image_build=build,
+        registry_digest=pushed)
 
 
 def _create(fn: Any, *args: Any) -> None:
@@ -77,6 +83,9 @@ def _act(decision: decide.FineTuneJobDecision, body: dict[str, Any], memo: kopf.
             if workers is not None:
                 _create(core.create_namespaced_service, namespace, workers)
             _create(batch.create_namespaced_job, namespace, job)
+        elif isinstance(action, decide.CreateImageBuildJob):
+            build = image_build.render_build_job(body, action.artifact_uri, action.sha256, memo.config.image_base)
+            _create(batch.create_namespaced_job, namespace, build)
         elif isinstance(action, decide.CreateModel):
             model = {"apiVersion": c.API_VERSION, "kind": "ASRModel",
                      "metadata": {"name": action.name, "namespace": namespace, "labels": dict(action.labels)},
@@ -95,7 +104,7 @@ async def reconcile(
         generation = int(meta.get("generation") or 0)
         try:
             observation = await asyncio.to_thread(_observe, dict(spec), name, namespace, generation,
-                                                  memo)
+                                                  memo, dict(status))
         except StorageError as exc:  # the store is down or refuses us: say so, look again later
             patch.status["message"] = f"cannot read the object store: {exc}"
             raise kopf.TemporaryError(f"object store: {exc}", delay=decide.RECHECK_SECONDS) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -11,6 +12,7 @@ from prometheus_client import start_http_server
 
 from senseops_operator import constants as c
 from senseops_operator.config import OperatorConfig
+from senseops_operator.registry import RegistryClient
 
 
 def _kube_api_client() -> client.ApiClient:
@@ -35,6 +37,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
     cfg = OperatorConfig.from_env()
     memo.config = cfg
     memo.custom_api = client.CustomObjectsApi(_kube_api_client())
+    memo.registry = RegistryClient(cfg.registry_auth_file, cfg.insecure_registries, cfg.registry_timeout_s)
+    memo.artifact_checks = asyncio.Semaphore(cfg.artifact_check_concurrency)
     start_http_server(cfg.metrics_port, addr=cfg.bind_host)
     logger.info("senseops operator configured: metrics on :%d, namespaces=%s", cfg.metrics_port,
                 ",".join(cfg.namespaces) or "<all>")

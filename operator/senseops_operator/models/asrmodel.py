@@ -91,3 +91,6 @@ class ASRModelStatus(StatusBase):
     image: ImageStatus | None = None
     load_state: Literal["NotLoaded", "Loading", "Loaded", "Failed"] | None = None
     used_by: list[ObjectRef] = Field(default_factory=list, max_length=64, description="Rollouts using it.")
+    next_check_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"},
+                                      description="When the operator verifies again (sooner on a spec change).")
+    failed_checks: int | None = Field(default=None, ge=0, description="Consecutive permanent failures (back-off).")

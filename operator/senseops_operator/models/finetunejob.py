@@ -148,7 +148,11 @@ class OutputNaming(ApiModel):
 class ImageBuildTarget(ApiModel):
     registry: str = Field(max_length=253, pattern=r"^[a-z0-9.-]+(:[0-9]+)?$")
     repository: str = Field(max_length=255, pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
-    push_secret: Name | None = Field(default=None, description="Secret of type kubernetes.io/dockerconfigjson.")
+    push_secret: Name | None = Field(
+        default=None, description="Secret of type kubernetes.io/dockerconfigjson the image build Job pushes with "
+        "(mounted into that Job only; the operator never reads it).")
+    pull_secret: Name | None = Field(
+        default=None, description="imagePullSecret recorded on the produced ASRModel (default: pushSecret).")
 
 
 class EvaluationGate(ApiModel):
@@ -230,6 +234,14 @@ class DataReadiness(ApiModel):
     checks: int = Field(default=0, ge=0, description="Consecutive checks that found too little (sets the back-off).")
 
 
+class PushedImage(ApiModel):
+    """The model image the job pushed, with the digest the registry confirmed."""
+
+    tag: str | None = Field(default=None, max_length=512, description="registry/repository:version pushed.")
+    digest: str | None = Field(default=None, pattern=r"^sha256:[a-f0-9]{64}$")
+    reference: str | None = Field(default=None, max_length=512, description="registry/repository@sha256:….")
+
+
 class FineTuneJobStatus(StatusBase):
     phase: Stage | None = None
     stage: Stage | None = None
@@ -242,3 +254,4 @@ class FineTuneJobStatus(StatusBase):
     attempts: int | None = Field(default=None, ge=0, description="Training pods started so far (retries + 1).")
     start_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
     completion_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    image: PushedImage | None = None
