@@ -27,7 +27,9 @@ def _sel(side: str, extra: str = "") -> str:
 def _error_ratio(side: str) -> str:
     errors = "senseops_http_requests_total{" + _sel(side, ',code=~"5.."') + "}[{{window}}]"
     total = "senseops_http_requests_total{" + _sel(side) + "}[{{window}}]"
-    return f"(sum(rate({errors})) / sum(rate({total})))"
+    # A side that never answered a 5xx has no error series at all: that is a ratio of 0, not "no data"
+    # (which would hold a healthy candidate as Inconclusive). No traffic (no total) still gives no data.
+    return f"((sum(rate({errors})) or vector(0)) / sum(rate({total})))"
 
 
 def _p95(family: str, side: str) -> str:
