@@ -174,15 +174,21 @@ def test_real_prometheus_error_ratio_template(prometheus: PrometheusServer) -> N
 
 
 def test_real_prometheus_error_ratio_is_zero_for_a_side_without_errors(prometheus: PrometheusServer) -> None:
-    """A healthy side has no 5xx series at all: the template gives 0 (a pass), not no data (which held a
-    healthy candidate as Inconclusive); a side with no requests still gives no data."""
+    """A healthy side has no 5xx series among client requests: the template gives 0 (a pass), not no data
+    (which held a healthy candidate as Inconclusive), and the readiness probe's 503s while the model loaded
+    do not count; a side with no requests still gives no data."""
     registry = CollectorRegistry()
     requests = Counter("senseops_http_requests", "requests", ["route", "method", "code"], registry=registry)
     port = free_port()
     server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     stop = threading.Event()
-    worker = threading.Thread(target=lambda: [requests.labels("/api/health", "GET", "200").inc(5)
-                                              for _ in iter(lambda: stop.wait(0.05), True)], daemon=True)
+
+    def traffic() -> None:  # clients get only 200s; the readiness probe saw 503s while the model loaded
+        while not stop.wait(0.05):
+            requests.labels("/api/health", "GET", "200").inc(5)
+            requests.labels("/readyz", "GET", "503").inc(1)
+
+    worker = threading.Thread(target=traffic, daemon=True)
     worker.start()
     before = prometheus.settings.static_targets
     healthy = StaticTarget("runtime-healthy", f"127.0.0.1:{port}",
