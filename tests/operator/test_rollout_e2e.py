@@ -125,6 +125,10 @@ def paused_by_step(s: dict[str, Any]) -> bool:
     return any(p.get("reason") == "PausedByStep" for p in s.get("pauseConditions") or [])
 
 
+def holding_at(weight: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda s: s.get("actualWeight") == weight and paused_by_step(s)
+
+
 @pytest.fixture(scope="module")
 def stage(local_cluster: ClusterHandle, process_node: ProcessNodeHandle, gateway_dataplane: GatewayDataplane,  # noqa: F811
           prometheus_server: PrometheusServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
@@ -184,8 +188,7 @@ def test_good_candidate_5_50_100_matches_the_split_survives_operator_kills_and_i
         apply(stage.cluster, rollout(stage, stable, candidate, steps, scaleDownDelaySeconds=3,
                                      progressDeadlineSeconds=int(READY_TIMEOUT_S)))
         for weight in (5, 50, 100):
-            at = stage.wait(f"weight {weight} confirmed and paused by its step",
-                            lambda s, w=weight: s.get("actualWeight") == w and paused_by_step(s))
+            at = stage.wait(f"weight {weight} confirmed and paused by its step", holding_at(weight))
             stage.kill_operator()
             splits[weight] = load.share(candidate, SETTLE_REQUESTS, SPLIT_REQUESTS)
             now = stage.status()
@@ -225,7 +228,8 @@ def test_planted_regression_aborts_within_one_interval_and_traffic_returns_to_st
     Events carry the measurement, its value, threshold and resolved query."""
     stage = fresh_rollout
     stable = stage.stable_version()
-    steps: list[dict[str, Any]] = [{"setWeight": 5}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]
+    steps: list[dict[str, Any]] = [{"setWeight": 5}, {"pause": {}}, {"setWeight": 50}, {"pause": {}},
+                                   {"setWeight": 100}]
     metric = AnalysisMetric.model_validate(error_ratio_metric(stage.prometheus.url))
     query = resolved_query(metric, QueryContext(candidate=FAULTY, stable=stable, namespace=stage.ns))
     breach: list[float] = []
@@ -277,7 +281,7 @@ def test_prometheus_down_pauses_the_rollout_and_it_continues_when_back(fresh_rol
     stage = fresh_rollout
     stable = stage.stable_version()
     steps: list[dict[str, Any]] = [{"setWeight": 5}, {"pause": {"durationSeconds": 10}}, {"setWeight": 50},
-                                   {"pause": {}}]
+                                   {"pause": {}}, {"setWeight": 100}]
     manifest = rollout(stage, stable, "v3", steps, abortScaleDownDelaySeconds=0,
                        progressDeadlineSeconds=int(READY_TIMEOUT_S))
     manifest["spec"]["analysis"]["metrics"][0]["consecutiveErrorLimit"] = 1
@@ -319,7 +323,7 @@ def test_candidate_that_never_serves_keeps_weight_0_and_degrades_at_the_progress
     victim = next(p for p in sorted(bad.rglob("*")) if p.is_file())
     victim.write_bytes(victim.read_bytes() + b"corrupted after verification")
     with StatusRecorder(stage.cluster.kubeconfig, stage.ns) as recorder:
-        apply(stage.cluster, rollout(stage, stable, "v-bad", [{"setWeight": 5}, {"pause": {}}],
+        apply(stage.cluster, rollout(stage, stable, "v-bad", [{"setWeight": 5}, {"pause": {}}, {"setWeight": 100}],
                                      progressDeadlineSeconds=30))
         status = stage.wait("Degraded", lambda s: s.get("phase") == "Degraded", timeout_s=120)
     print(f"\n{status['message']}; weights {recorder.weights()}")
