@@ -46,7 +46,9 @@ from tests.procnode.launcher import ProcessNodeHandle
 from tests.procnode.workloads import jwt_secret, ready_endpoints
 from tests.servers.prometheus import PrometheusServer
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+# Runtime pods load the model on two shared cores: the first test also pays for the stable pod and, alone, the
+# session's control plane, so the suite default of 900 s per test is too short here.
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(1500)]
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 400.0  # a runtime pod loads and warms the model; two busy cores make that slow
 FAULTY = "v-faulty"  # the model version Git's template plants errors for (test-only runtime switch)
@@ -276,12 +278,13 @@ def test_planted_regression_aborts_within_one_interval_and_traffic_returns_to_st
 
 
 def test_prometheus_down_pauses_the_rollout_and_it_continues_when_back(fresh_rollout: Stage) -> None:
-    """Prometheus stopped at 5 %: ProviderErrors pause, no advance past the (timed) pause; back: it goes on
+    """Prometheus stopped at 5 %: ProviderErrors pause, no advance past the timed pause; back: it goes on
     to 50 %. Ended by an abort through status (as the CLI does), which spares a second stable roll."""
     stage = fresh_rollout
     stable = stage.stable_version()
-    steps: list[dict[str, Any]] = [{"setWeight": 5}, {"pause": {"durationSeconds": 10}}, {"setWeight": 50},
-                                   {"pause": {}}, {"setWeight": 100}]
+    # The pause outlasts one analysis interval, so Prometheus' first failed answer lands inside it.
+    steps: list[dict[str, Any]] = [{"setWeight": 5}, {"pause": {"durationSeconds": 2 * INTERVAL_S}},
+                                   {"setWeight": 50}, {"pause": {}}, {"setWeight": 100}]
     manifest = rollout(stage, stable, "v3", steps, abortScaleDownDelaySeconds=0,
                        progressDeadlineSeconds=int(READY_TIMEOUT_S))
     manifest["spec"]["analysis"]["metrics"][0]["consecutiveErrorLimit"] = 1
@@ -293,7 +296,7 @@ def test_prometheus_down_pauses_the_rollout_and_it_continues_when_back(fresh_rol
             held = stage.wait("a ProviderErrors pause", lambda s: any(
                 p["reason"] == "ProviderErrors" for p in s.get("pauseConditions") or []), timeout_s=60)
             assert held["phase"] == "Paused", held
-            time.sleep(15)  # the 10 s pause is long over: a blind rollout must not advance
+            time.sleep(2 * INTERVAL_S)  # the timed pause is long over: a blind rollout must not advance
             now = stage.status()
             assert (now["currentStepIndex"], now["actualWeight"]) == (held["currentStepIndex"], 5), now
         finally:
