@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from fastapi import FastAPI, Request, Response
 
 from senseops_runtime.body_limit import BodyLimitMiddleware
 from senseops_runtime.engine.base import Engine
+from senseops_runtime.faults import FaultMiddleware, fault_plan
 from senseops_runtime.recording import SpoolRecorder
 from senseops_runtime.redaction import select_rules
 from senseops_runtime.routers import console, health, openai_compat, stream, transcribe
@@ -27,6 +29,7 @@ from senseops_runtime.settings import RuntimeSettings
 from senseops_runtime.streaming.vad import SileroVad
 
 log = logging.getLogger("senseops.runtime")
+MODEL_VERSION_HEADER = "X-SenseOps-Model-Version"
 
 EngineLoader = Callable[[RuntimeSettings], Engine]
 
@@ -120,6 +123,10 @@ def create_app(settings: RuntimeSettings | None = None, engine_loader: EngineLoa
         app.include_router(router)
     # Innermost, so the request counter below still sees its 413s.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD)
+    faults = fault_plan(os.environ, settings.model_version)
+    if faults.error_ratio > 0:  # test-only (faults.py); inside the counter so Prometheus sees the 5xx
+        log.warning("PLANTED FAULT: %.0f %% of HTTP requests answer 500", 100 * faults.error_ratio)
+        app.add_middleware(FaultMiddleware, plan=faults)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -127,6 +134,8 @@ def create_app(settings: RuntimeSettings | None = None, engine_loader: EngineLoa
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
         services.metrics.requests.labels(path, request.method, str(response.status_code)).inc()
+        # Which model answered (a canary's responses are told apart by clients and load tests).
+        response.headers[MODEL_VERSION_HEADER] = services.engine.version if services.engine else "none"
         if response.status_code >= 400:
             services.metrics.errors.labels("http", str(response.status_code)).inc()
         return response

@@ -170,3 +170,43 @@ def test_real_prometheus_error_ratio_template(prometheus: PrometheusServer) -> N
                         lambda: (r := provider.measure(m, CTX)).value is not None and r, timeout_s=30)
     assert result.value == pytest.approx(0.1, abs=0.02)
     assert "senseops_http_requests_total" in result.resolved_query
+
+
+
+def test_real_prometheus_error_ratio_is_zero_for_a_side_without_errors(prometheus: PrometheusServer) -> None:
+    """A healthy side has no 5xx series among client requests: the template gives 0 (a pass), not no data
+    (which held a healthy candidate as Inconclusive), and the readiness probe's 503s while the model loaded
+    do not count; a side with no requests still gives no data."""
+    registry = CollectorRegistry()
+    requests = Counter("senseops_http_requests", "requests", ["route", "method", "code"], registry=registry)
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    stop = threading.Event()
+
+    def traffic() -> None:  # clients get only 200s; the readiness probe saw 503s while the model loaded
+        while not stop.wait(0.05):
+            requests.labels("/api/health", "GET", "200").inc(5)
+            requests.labels("/readyz", "GET", "503").inc(1)
+
+    worker = threading.Thread(target=traffic, daemon=True)
+    worker.start()
+    before = prometheus.settings.static_targets
+    healthy = StaticTarget("runtime-healthy", f"127.0.0.1:{port}",
+                           labels={"namespace": "ok", "app_kubernetes_io_version": "v3"})
+    prometheus.reconfigure(static_targets=(*before, healthy))
+    try:
+        m = metric(prometheus.url, template="error-ratio", window="5s")
+        provider = provider_for(m)
+        context = QueryContext(candidate="v3", stable="v1", namespace="ok")
+        result = wait_until("a healthy error ratio from the template",
+                            lambda: (r := provider.measure(m, context)).value is not None and r, timeout_s=30)
+        assert result.error is None and result.value == 0.0, result
+        assert judge(m, result, datetime.now(UTC)).phase == "Successful"
+        nothing = provider.measure(m, QueryContext(candidate="v9", stable="v1", namespace="ok"))
+        assert nothing.error is None and nothing.value is None
+    finally:
+        prometheus.reconfigure(static_targets=before)
+        stop.set()
+        worker.join()
+        server.shutdown()
+        thread.join()

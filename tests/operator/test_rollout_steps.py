@@ -108,6 +108,12 @@ CASES = [
          pauses=("Inconclusive",)),
     Case("one provider error: no advance, not paused", st(currentStepIndex=1, desiredWeight=5), router=5, at=31,
          results=(DOWN,), actions=(rs.ScaleCandidate("v2", 1),), step=1, desired=5),
+    Case("a provider error while a raise is in flight holds at the confirmed weight (route not yet accepted)",
+         st(currentStepIndex=2, desiredWeight=50, actualWeight=5), router=None, ready=2, results=(DOWN,),
+         actions=(rs.ScaleCandidate("v2", 2), rs.SetWeight(5)), step=2, desired=5),
+    Case("a manual pause while a raise is in flight holds at the confirmed weight",
+         st(currentStepIndex=2, desiredWeight=50, actualWeight=5, pause=True), router=5, ready=2,
+         phase="Paused", actions=(rs.ScaleCandidate("v2", 2),), step=2, desired=5, pauses=("Manual",)),
     Case("provider errors beyond the limit pause", st(currentStepIndex=1, desiredWeight=5, tallies=[
          {"metric": "error-ratio", "error": 4, "consecutiveErrors": 4}]), router=5, results=(DOWN,),
          phase="Paused", actions=(rs.ScaleCandidate("v2", 1),), step=1, desired=5, pauses=("ProviderErrors",)),

@@ -453,7 +453,10 @@ def _run_step(w: _Work, verbs: frozenset[Verb]) -> None:
         _advance(w, f"{describe_step(spec.steps, index)} skipped by hand (promote)")
         return
     if held or blocked:
-        w.set_weight(current)
+        # Hold at what the router confirms: a raise asked for just before the hold (a provider error that
+        # arrives while 5 → 50 is in flight) must not land while the rollout is blind or paused. Lowering is
+        # always allowed.
+        w.set_weight(min(current, s.actual_weight or 0))
         why = "; ".join([f"{p.reason}: {p.message}" for p in held] + ([blocked] if blocked else []))
         w.notes.append(f"paused at {describe_step(spec.steps, index)}: {why}")
         if blocked:

@@ -24,10 +24,18 @@ def _sel(side: str, extra: str = "") -> str:
     return 'namespace="{{namespace}}",' + _PROM_VERSION_LABEL + '="{{' + side + '}}"' + extra
 
 
+# Probes and scrapes are not client traffic: a pod answers /readyz 503 while its model loads, which must
+# not count against a candidate that then serves every client request.
+NOT_CLIENT_ROUTES = "/healthz|/readyz|/metrics"
+
+
 def _error_ratio(side: str) -> str:
-    errors = "senseops_http_requests_total{" + _sel(side, ',code=~"5.."') + "}[{{window}}]"
-    total = "senseops_http_requests_total{" + _sel(side) + "}[{{window}}]"
-    return f"(sum(rate({errors})) / sum(rate({total})))"
+    served = f',route!~"{NOT_CLIENT_ROUTES}"'
+    errors = "senseops_http_requests_total{" + _sel(side, served + ',code=~"5.."') + "}[{{window}}]"
+    total = "senseops_http_requests_total{" + _sel(side, served) + "}[{{window}}]"
+    # A side that never answered a 5xx has no error series at all: that is a ratio of 0, not "no data"
+    # (which would hold a healthy candidate as Inconclusive). No traffic (no total) still gives no data.
+    return f"((sum(rate({errors})) or vector(0)) / sum(rate({total})))"
 
 
 def _p95(family: str, side: str) -> str:
