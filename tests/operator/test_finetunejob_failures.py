@@ -33,7 +33,7 @@ from tests.operator.test_finetunejob_e2e import (  # noqa: F401 - setup is a fix
 )
 from tests.procnode.launcher import ProcessNodeHandle
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def pods_of(stack: Setup, job: str) -> list[dict[str, Any]]:
@@ -131,10 +131,15 @@ def test_killed_trainer_resumes_from_its_checkpoint_and_operator_restarts_change
     assert info["resumed"] is True
     assert not list(store.list(f"runs/{setup.namespace}/resume-{uid[:8]}/"))  # finished: the mirror is gone
 
-    # The restarts: every stage saw one, and still exactly one Job and one ASRModel.
-    assert {"Training", "Evaluating", "Packaging"} <= set(restarts), restarts
-    assert [j["metadata"]["name"] for j in setup.cluster.get_json(
-        "jobs", "-n", setup.namespace, "-l", "senseops.dev/finetunejob=resume")["items"]] == ["resume-train"]
+    # The restarts: every stage saw one, and still exactly one training Job, one image build, one image tag
+    # and one ASRModel.
+    assert {"Training", "Evaluating", "Packaging", "BuildingImage"} <= set(restarts), restarts
+    assert sorted(j["metadata"]["name"] for j in setup.cluster.get_json(
+        "jobs", "-n", setup.namespace, "-l", "senseops.dev/finetunejob=resume")["items"]) == \
+        ["resume-image", "resume-train"]
+    repository = f"{setup.registry.host}/e2e/resumed-model"
+    assert setup.registry.crane("ls", repository).stdout.split() == ["resume"]
+    assert status["image"]["digest"] == setup.registry.crane("digest", f"{repository}:resume").stdout.strip()
     models = setup.cluster.get_json("asrmodels", "-n", setup.namespace, "-l", "senseops.dev/finetunejob=resume")
     assert [m["metadata"]["name"] for m in models["items"]] == ["resumed-model"]
     wait_until("the resumed model verified", lambda: (setup.get("asrmodel", "resumed-model").get("status") or {})
