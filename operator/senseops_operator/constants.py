@@ -50,6 +50,10 @@ DEFAULT_PROGRESS_DEADLINE_SECONDS: Final = 600
 DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS: Final = 30
 DEFAULT_SCALE_DOWN_DELAY_SECONDS: Final = 30
 DEFAULT_ANALYSIS_INTERVAL_SECONDS: Final = 60
+# The runtime drains on SIGTERM (finals, then 1012) within SENSEOPS_DRAIN_TIMEOUT_S (its default below); a
+# candidate pod's terminationGracePeriodSeconds is raised to preStop + drain + this margin if it is shorter.
+RUNTIME_DRAIN_TIMEOUT_SECONDS: Final = 20
+DRAIN_GRACE_MARGIN_SECONDS: Final = 10
 DEFAULT_TRAINER_IMAGE: Final = "ghcr.io/senseops/trainer:0.1.0"
 
 # How often the operator re-checks an object whose outcome depends on the outside world.
