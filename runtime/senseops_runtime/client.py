@@ -188,6 +188,7 @@ async def stream_pcm_resilient(
     max_replay_ms: float = 10_000,
     on_partial: Callable[[str], None] | None = None,
     on_final: Callable[[dict[str, Any]], None] | None = None,
+    on_close: Callable[[int | None, str], None] | None = None,
 ) -> StreamOutcome:
     """Like :func:`stream_pcm`, but reconnect after a retryable close and resume where the finals stopped.
 
@@ -195,7 +196,8 @@ async def stream_pcm_resilient(
     wait in the replay buffer). Each connection sends the options with ``start_offset_ms`` (and ``resume``
     after the first), then the unacknowledged frames, then live frames; ``{"eof": true}`` once all frames are
     out. Ends on a normal close after eof, a close that is not retryable, or ``max_reconnects`` failures in a
-    row. The outcome holds the finals of every connection in order and each connection's close code.
+    row. The outcome holds the finals of every connection in order and each connection's close code;
+    ``on_close(code, reason)`` hears of each close as it happens (``None``: the connection could not be made).
     """
     outcome = StreamOutcome()
     buffer = ReplayBuffer(max_replay_ms)
@@ -257,6 +259,8 @@ async def stream_pcm_resilient(
             outcome.close_code = code
             if code is not None:
                 outcome.close_codes.append(code)
+            if on_close:
+                on_close(code, outcome.close_reason)
             if code == 1000 and all_sent.is_set():
                 return outcome
             if code is not None and code not in RETRYABLE_CLOSE_CODES and code != 1000:
