@@ -80,6 +80,8 @@ async def load_model(services: Services, loader: EngineLoader) -> None:
         return
     services.engine, services.scheduler = engine, scheduler
     services.metrics.set_model(engine.name, engine.version, engine.backend, time.perf_counter() - started)
+    if services.drain.draining:
+        return  # SIGTERM came while loading: stay unready, the process is on its way out
     state.ready, state.reason = True, "ready"
     log.info(
         "model %s %s (%s) ready in %.1f s",

@@ -103,6 +103,8 @@ def test_sigterm_drains_streams_requests_and_recordings_then_exits_zero(
                 )
                 for _ in range(STREAMS)
             ]
+            # Connected, but no first message yet: the drain must not wait for its options timeout.
+            silent = await connect(f"{server.ws}?token={make_token()}", proxy=None)
             release, upload_started = asyncio.Event(), asyncio.Event()
             upload = asyncio.create_task(_slow_upload(server.http, make_token(), release, upload_started))
             await asyncio.wait_for(upload_started.wait(), 60)
@@ -121,6 +123,9 @@ def test_sigterm_drains_streams_requests_and_recordings_then_exits_zero(
             seen["ws"] = await _refused_stream(server.ws, make_token())
             release.set()  # the request that was in flight finishes
             outcomes = await asyncio.gather(*streams)
+            with contextlib.suppress(ConnectionClosed):
+                await asyncio.wait_for(silent.recv(), 30)
+            seen["silent"] = silent.close_code
             return outcomes, await upload, seen
 
         outcomes, upload, seen = asyncio.run(scenario())
@@ -137,6 +142,7 @@ def test_sigterm_drains_streams_requests_and_recordings_then_exits_zero(
     assert (status, retry_after) == (503, "1") and "draining" in str(detail)
     ws_code, ws_reason = seen["ws"]  # type: ignore[misc]
     assert ws_code == 1012 and "draining" in str(ws_reason)
+    assert seen["silent"] == 1012, "a stream still waiting for its first message is drained too"
     assert upload.status_code == 200, upload.text
     assert upload.json()["text"] == ENGLISH.text_itn  # ITN is on by default
 

@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketState
 
 from senseops_runtime import limits
 from senseops_runtime.auth import AuthRefusal, Principal, verify_token
-from senseops_runtime.drain import REFUSED_STREAM_REASON
+from senseops_runtime.drain import DRAIN_CLOSE_REASON, REFUSED_STREAM_REASON
 from senseops_runtime.quotas import QuotaRefusal, QuotaUnavailable
 from senseops_runtime.services import Services, WsServicesDep
 from senseops_runtime.streaming.decisions import CloseVerdict, StreamOptions, is_eof_message, parse_options
@@ -100,10 +101,20 @@ async def _admit_and_serve(ws: WebSocket, services: Services) -> None:
 
 
 async def _serve(ws: WebSocket, services: Services, who: Principal) -> CloseVerdict:
+    # The first message, unless the drain begins first (a silent client must not hold a drain up).
+    drain_watch = services.drain.watch()
+    receive = asyncio.ensure_future(ws.receive())
+    waiters: set[asyncio.Future[Any]] = {receive, drain_watch}
     try:
-        first = await asyncio.wait_for(ws.receive(), timeout=limits.OPTIONS_TIMEOUT_S)
-    except TimeoutError:
+        done, _ = await asyncio.wait(waiters, timeout=limits.OPTIONS_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        drain_watch.cancel()
+    if receive not in done:
+        receive.cancel()
+        if services.drain.draining:
+            return CloseVerdict(limits.CLOSE_SERVICE_RESTART, DRAIN_CLOSE_REASON)
         return CloseVerdict(limits.CLOSE_POLICY, f"no data within {limits.OPTIONS_TIMEOUT_S:.0f} s")
+    first = receive.result()
     if first["type"] == "websocket.disconnect":
         return CloseVerdict(0, "client closed")
     options = StreamOptions()
