@@ -117,6 +117,9 @@ def test_live_streams_are_never_cut_by_an_aborted_or_a_promoted_rollout(
     from senseops_common.testmodel import ensure_tiny_model
 
     cluster, ns = gateway_dataplane.cluster, gw_namespace
+    cluster.kubectl("apply", "--server-side", "-k", str(Path(__file__).resolve().parents[2] / "crds"))
+    for crd in ("asrmodels", "rollouts"):
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}.senseops.dev", "--timeout=60s")
     model_dir = Path(ensure_tiny_model())
     _, digest, _ = local_directory_manifest(model_dir)
     models = []
@@ -174,8 +177,10 @@ def test_live_streams_are_never_cut_by_an_aborted_or_a_promoted_rollout(
         stop.set()
         if thread is not None:
             thread.join(timeout=90)
+        # While the operator runs: it removes its finalizers.
+        cluster.kubectl("delete", "rollouts,asrmodels", "--all", "-n", ns, "--timeout=60s", check=False)
         operator.stop()
-        cluster.kubectl("delete", "rollouts,asrmodels,deployments", "--all", "-n", ns, "--timeout=60s", check=False)
+        cluster.kubectl("delete", "deployments", "--all", "-n", ns, "--timeout=60s", check=False)
 
     assert thread is not None and not thread.is_alive(), "the speakers did not finish"
     report = []
@@ -205,7 +210,7 @@ def rollout(ns: str) -> dict[str, Any]:
     return {"apiVersion": "senseops.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "ro", "namespace": ns},
             "spec": {"target": {"deployment": "asr", "service": "asr", "port": 80},
                      "stableModel": {"name": "v1"}, "candidateModel": {"name": "v2"},
-                     "steps": [{"setWeight": 50}, {"pause": {}}],
+                     "steps": [{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}],
                      "trafficRouting": {"gatewayAPI": {"httpRoute": "asr"}},
                      "progressDeadlineSeconds": 600, "scaleDownDelaySeconds": 2, "abortScaleDownDelaySeconds": 2}}
 
