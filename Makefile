@@ -46,7 +46,7 @@ lint: venv check-crds ## ruff, mypy --strict on the pure core, import-linter con
 	  runtime/senseops_runtime/streaming/identity.py runtime/senseops_runtime/quota_redis.py \
 	  runtime/senseops_runtime/body_limit.py runtime/senseops_runtime/logredact.py \
 	  runtime/senseops_runtime/redaction.py
-	$(VENV)/bin/mypy runtime/senseops_cli runtime/senseops_runtime/subtitles.py
+	$(VENV)/bin/mypy runtime/senseops_cli runtime/senseops_runtime/subtitles.py runtime/senseops_runtime/drain.py
 	$(VENV)/bin/mypy runtime/senseops_common/progress.py
 	$(VENV)/bin/mypy operator/senseops_operator/routers operator/senseops_operator/providers operator/senseops_operator/registry.py
 	$(VENV)/bin/mypy $(addprefix trainer_image/senseops_trainer/,loss_guard.py audio_checks.py dedup.py split.py filters.py distributed.py)

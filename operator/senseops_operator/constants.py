@@ -63,6 +63,10 @@ DEFAULT_GOLDEN_CLIP_BYTES: Final = 2 * 1024 * 1024
 DEFAULT_GOLDEN_MANIFEST: Final = "manifest.jsonl"
 DEFAULT_PROBE_TIMEOUT_SECONDS: Final = 60
 QUALITY_GATE_RETRY_SECONDS: Final = 10  # an inconclusive probe is tried again this soon, not a whole interval later
+# The runtime drains on SIGTERM (finals, then 1012) within SENSEOPS_DRAIN_TIMEOUT_S (its default below); a
+# candidate pod's terminationGracePeriodSeconds is raised to preStop + drain + this margin if it is shorter.
+RUNTIME_DRAIN_TIMEOUT_SECONDS: Final = 20
+DRAIN_GRACE_MARGIN_SECONDS: Final = 10
 DEFAULT_TRAINER_IMAGE: Final = "ghcr.io/senseops/trainer:0.1.0"
 
 # How often the operator re-checks an object whose outcome depends on the outside world.

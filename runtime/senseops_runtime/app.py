@@ -15,8 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from senseops_runtime.body_limit import BodyLimitMiddleware
+from senseops_runtime.drain import REFUSED_HTTP_MESSAGE, refuses_http
 from senseops_runtime.engine.base import Engine
 from senseops_runtime.faults import FaultMiddleware, fault_plan
 from senseops_runtime.recording import SpoolRecorder
@@ -80,6 +83,8 @@ async def load_model(services: Services, loader: EngineLoader) -> None:
         return
     services.engine, services.scheduler = engine, scheduler
     services.metrics.set_model(engine.name, engine.version, engine.backend, time.perf_counter() - started)
+    if services.drain.draining:
+        return  # SIGTERM came while loading: stay unready, the process is on its way out
     state.ready, state.reason = True, "ready"
     log.info(
         "model %s %s (%s) ready in %.1f s",
@@ -88,6 +93,69 @@ async def load_model(services: Services, loader: EngineLoader) -> None:
         engine.backend,
         time.perf_counter() - started,
     )
+
+
+async def drain_services(services: Services) -> None:
+    """Run the graceful drain (see :mod:`senseops_runtime.drain`); returns when the process may exit.
+
+    Streams and HTTP requests get until the drain timeout less a small reserve for the spool upload; the
+    spool gets what is left. Whatever is still open at the deadline is left to the server's shutdown.
+    """
+    state, settings = services.drain, services.settings
+    started = time.monotonic()
+    if not state.begin(started):
+        return
+    deadline = started + settings.drain_timeout_s
+    services.readiness.ready, services.readiness.reason = False, "draining: the process is shutting down"
+    services.metrics.draining.set(1)
+    log.info(
+        "draining: %d open stream(s), %d HTTP request(s) in flight; at most %.0f s",
+        state.open_streams, state.in_flight_http, settings.drain_timeout_s,
+    )
+    reserve = min(2.0, settings.drain_timeout_s / 4)
+    while not state.settled and time.monotonic() < deadline - reserve:
+        await asyncio.sleep(0.05)
+    if not state.settled:
+        log.warning(
+            "drain timeout: %d stream(s) and %d request(s) still open are cut", state.open_streams, state.in_flight_http
+        )
+    if services.recorder is not None:
+        left = max(0.0, deadline - time.monotonic())
+        if not await asyncio.to_thread(services.recorder.spool.drain, left):
+            log.warning("drain: %d recording file(s) not uploaded yet; they stay in the spool for the next start",
+                        services.recorder.spool.pending_files)
+    log.info("drained in %.1f s", time.monotonic() - started)
+
+
+class DrainMiddleware:
+    """While draining, new HTTP requests get 503 + Retry-After (probes and metrics still answer); requests
+    already running are counted so the drain waits for them. WebSockets pass (the stream route answers 1012)."""
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = self.services.drain
+        path = str(scope.get("path", ""))
+        if refuses_http(path, state.draining):
+            self.services.metrics.drain_refusals.labels("http").inc()
+            refusal = JSONResponse(
+                {"detail": REFUSED_HTTP_MESSAGE},
+                status_code=503,
+                headers={"Retry-After": str(state.retry_after_s), "Connection": "close"},
+            )
+            await refusal(scope, receive, send)
+            return
+        counted = refuses_http(path, True)  # probes and scrapes do not hold a drain up
+        state.in_flight_http += counted
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            state.in_flight_http -= counted
 
 
 def create_app(settings: RuntimeSettings | None = None, engine_loader: EngineLoader | None = None) -> FastAPI:
@@ -115,7 +183,8 @@ def create_app(settings: RuntimeSettings | None = None, engine_loader: EngineLoa
         if services.scheduler:
             await services.scheduler.stop()
         if services.recorder:
-            await asyncio.to_thread(services.recorder.close)
+            # After a drain the spool already had its turn (bounded by the drain timeout).
+            await asyncio.to_thread(services.recorder.close, 1.0 if services.drain.draining else 10.0)
 
     app = FastAPI(title="SenseOps runtime", version="0.1.0", lifespan=lifespan)
     app.state.services = services
@@ -140,4 +209,6 @@ def create_app(settings: RuntimeSettings | None = None, engine_loader: EngineLoa
             services.metrics.errors.labels("http", str(response.status_code)).inc()
         return response
 
+    # Outermost: a refusal while draining is not a request of the app (nor an error of the model).
+    app.add_middleware(DrainMiddleware, services=services)
     return app

@@ -58,4 +58,10 @@ CLOSE_INVALID_PAYLOAD = 1007
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
+CLOSE_SERVICE_RESTART = 1012  # this replica is draining (SIGTERM): reconnect, the load balancer picks another
 CLOSE_TRY_AGAIN_LATER = 1013
+
+# --- Graceful drain on SIGTERM (see senseops_runtime.drain)
+DRAIN_TIMEOUT_S = 20.0  # SIGTERM -> exit at the latest; keep it below the pod's terminationGracePeriodSeconds
+DRAIN_SEGMENT_GRACE_S = 5.0  # an open stream may finish the utterance it is in (VAD cut) for this long
+DRAIN_RETRY_AFTER_S = 1  # Retry-After of the 503 answered to new HTTP requests while draining

@@ -35,6 +35,12 @@ class RuntimeMetrics:
         )
         self.ws_closes = Counter("senseops_ws_closes_total", "WebSocket closes by code", ["code"], registry=r)
         self.active_streams = Gauge("senseops_active_streams", "Open WebSocket streams", registry=r)
+        # Not errors: a draining replica hands its clients to another one (see senseops_runtime.drain).
+        self.draining = Gauge("senseops_draining", "1 while the process drains for shutdown (SIGTERM)", registry=r)
+        self.drain_refusals = Counter(
+            "senseops_drain_refusals_total", "New requests (http) and streams (ws) refused while draining", ["surface"],
+            registry=r,
+        )
         self.audio_seconds = Counter(
             "senseops_audio_seconds_total",
             "Audio seconds received",

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request, WebSocket
 
 from senseops_runtime.auth import AuthConfig
+from senseops_runtime.drain import DrainState, check_drain_settings
 from senseops_runtime.engine.base import Engine
 from senseops_runtime.metrics import RuntimeMetrics
 from senseops_runtime.quotas import QuotaBackend, QuotaLedger, QuotaPolicy
@@ -39,6 +40,7 @@ class Services:
     ledger: QuotaBackend
     auth: AuthConfig | None  # None only when auth is disabled (development)
     readiness: Readiness = field(default_factory=Readiness)
+    drain: DrainState = field(default_factory=DrainState)
     engine: Engine | None = None
     scheduler: DecodeScheduler | None = None
     vad: SileroVad | None = None
@@ -47,6 +49,7 @@ class Services:
     @classmethod
     def from_settings(cls, settings: RuntimeSettings) -> Services:
         """Build the parts that need no model."""
+        check_drain_settings(settings.drain_timeout_s, settings.drain_segment_grace_s)
         auth = None
         if not settings.auth_disabled:
             auth = AuthConfig(

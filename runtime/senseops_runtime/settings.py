@@ -62,6 +62,9 @@ class RuntimeSettings(BaseModel):
     scheduler_max_pending: int = limits.SCHEDULER_MAX_PENDING
     scheduler_max_batch: int = limits.SCHEDULER_MAX_BATCH
     warmup: bool = True
+    # Graceful drain on SIGTERM: the whole drain (streams, requests, spool upload) ends within drain_timeout_s.
+    drain_timeout_s: float = limits.DRAIN_TIMEOUT_S
+    drain_segment_grace_s: float = limits.DRAIN_SEGMENT_GRACE_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeSettings:

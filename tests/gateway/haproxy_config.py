@@ -10,6 +10,12 @@ server list stays the same and the change goes through the runtime API without a
 3. then put slots that lost their endpoint into maintenance (``set weight 0``, ``state maint``), which
    sends no new request there but lets requests already on it finish.
 
+Established connections are never reset by a change: weights and maintenance apply to new connections only
+(no ``on-marked-down shutdown-sessions``, no ``shutdown sessions``), and a reload's old worker keeps serving
+its connections until they close (``hard-stop-after`` only bounds it). So a WebSocket stream stays on the
+pod it started on for its whole life; when that pod drains, the runtime closes it with 1012 and the
+client's reconnect is balanced with the new weights.
+
 A new or removed frontend, backend or slot (more endpoints than slots) changes the server list and
 needs a reload; the controller then does a seamless master-worker reload (listening sockets handed
 to the new worker, the old one finishes its requests). An endpoint keeps its slot for as long as it
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from tests.gateway.translate import DataplanePlan, RoutingEntry, Target
 
 MIN_SLOTS = 4
+OLD_WORKER_MAX_LIFETIME = "1h"
 NO_ROUTE_BACKEND = "senseops.no-route"
 EMPTY_ADDRESS = "0.0.0.0"
 
@@ -195,6 +202,10 @@ def render(config: ProxyConfig, paths: ProcessPaths) -> str:
         # expose-fd listeners: a reload hands the listening sockets to the new worker (no refused connection).
         f"  stats socket {paths.admin_socket} mode 600 level admin expose-fd listeners",
         "  stats timeout 30s",
+        # A reload's old worker keeps the connections it holds — WebSocket streams above all — until they
+        # end: a stream stays on the server (and model version) it started on, and weight changes apply to
+        # new connections only. This bounds how long an old worker may linger; it is the tunnel timeout.
+        f"  hard-stop-after {OLD_WORKER_MAX_LIFETIME}",
         "  log stderr format short local0 notice",
         "",
         DEFAULTS,

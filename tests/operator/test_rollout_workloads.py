@@ -10,6 +10,7 @@ import pytest
 from senseops_operator.decide.rollout_workloads import (
     candidate_deployment,
     candidate_service,
+    drain_grace_seconds,
     ready_replicas_of,
     serving_model,
     stable_model_patch,
@@ -115,3 +116,45 @@ def test_serving_model(name: str, obj: dict[str, Any] | None, model: str | None)
 )
 def test_ready_replicas_of(name: str, obj: dict[str, Any] | None, ready: int) -> None:
     assert ready_replicas_of(obj, "v2") == ready
+
+
+def _pod(grace: int | None, pre_stop_s: int | None, drain_env: str | None) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "runtime", "env": [{"name": "HOME", "value": "/tmp"}]}
+    if pre_stop_s is not None:
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": pre_stop_s}}}
+    if drain_env is not None:
+        container["env"].append({"name": "SENSEOPS_DRAIN_TIMEOUT_S", "value": drain_env})
+    spec: dict[str, Any] = {"containers": [container]}
+    if grace is not None:
+        spec["terminationGracePeriodSeconds"] = grace
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("name", "grace", "pre_stop_s", "drain_env", "need", "candidate_grace"),
+    [
+        ("the manifests: 60 s is plenty for 5 + 20 + 10", 60, 5, "20", 35, 60),
+        ("no grace in the template: Kubernetes' 30 s is short of 5 + 20 + 10", None, 5, "20", 35, 35),
+        ("the runtime's default drain when the env is unset", 15, 3, None, 33, 33),
+        ("a short drain fits a short grace", 15, 3, "2", 15, 15),
+        ("fractional drain rounds up", 5, None, "2.5", 13, 13),
+        ("not a literal number: the default", 10, None, "$(DRAIN)", 30, 30),
+        ("nonsense values: the default", 10, None, "inf", 30, 30),
+    ],
+)
+def test_candidate_grace_fits_the_runtime_drain(
+    name: str, grace: int | None, pre_stop_s: int | None, drain_env: str | None, need: int, candidate_grace: int
+) -> None:
+    pod = _pod(grace, pre_stop_s, drain_env)
+    assert drain_grace_seconds(pod) == need, name
+    target = {"metadata": {"name": "asr", "namespace": "ns"},
+              "spec": {"selector": {"matchLabels": {"app": "asr"}},
+                       "template": {"metadata": {"labels": {"app": "asr"}}, "spec": pod}}}
+    d = candidate_deployment(target, "r", OWNER, "v2", V2, None, 1)
+    assert d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == candidate_grace, name
+    assert pod.get("terminationGracePeriodSeconds") == grace, "the target's template is not modified"
+
+
+def test_stable_patch_leaves_the_grace_period_to_git() -> None:
+    patch = stable_model_patch(TARGET, "v2", V2, None)
+    assert "terminationGracePeriodSeconds" not in patch["spec"]["template"]["spec"]

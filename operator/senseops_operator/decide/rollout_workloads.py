@@ -9,13 +9,20 @@ ASRModel has an image with a digest, the `model` volume becomes an image volume 
 Candidate pods get their own `app.kubernetes.io/instance` so the stable Service (whose selector normally
 includes it) never selects them; `app.kubernetes.io/version` carries the model name on every pod, so each
 metric series tells the two sides apart.
+
+A pod that loses traffic (the candidate after an abort or a promotion) is deleted and drains: it finishes
+its streams' utterances, sends their finals and closes them with 1012 so clients resume on the other side.
+The candidate's grace period is raised to fit that drain (`drain_grace_seconds`) when the template's is
+shorter; the stable Deployment's grace belongs to Git and is left alone.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
+from senseops_operator import constants as c
 from senseops_operator.models.asrmodel import ASRModelSpec, ASRModelStatus
 
 VERSION_LABEL = "app.kubernetes.io/version"
@@ -83,6 +90,38 @@ def candidate_labels(template_labels: dict[str, str], rollout: str, model: str,
 
 MAX_LABEL = 63
 CANARY_SUFFIX = "-canary"
+DRAIN_TIMEOUT_ENV = "SENSEOPS_DRAIN_TIMEOUT_S"
+KUBERNETES_DEFAULT_GRACE_SECONDS = 30
+
+
+def drain_grace_seconds(pod_spec: dict[str, Any]) -> int:
+    """The grace period a runtime pod needs to drain: its longest preStop sleep + the runtime's drain timeout
+    (its `SENSEOPS_DRAIN_TIMEOUT_S`, or the runtime's default when unset or not a literal number) + a margin
+    for the server's own shutdown."""
+    need = 0
+    for container in pod_spec.get("containers") or []:
+        sleep = ((((container.get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}).get("seconds") or 0)
+        drain: float = c.RUNTIME_DRAIN_TIMEOUT_SECONDS
+        for item in container.get("env") or []:
+            if item.get("name") == DRAIN_TIMEOUT_ENV:
+                drain = _seconds(item.get("value")) or drain
+        need = max(need, int(sleep) + math.ceil(drain) + c.DRAIN_GRACE_MARGIN_SECONDS)
+    return need
+
+
+def _seconds(value: object) -> float | None:
+    """A literal, finite, positive number of seconds, or None."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def with_drain_grace(pod_spec: dict[str, Any]) -> None:
+    """Raise `terminationGracePeriodSeconds` (in place) to what the drain needs; a longer one is kept."""
+    current = pod_spec.get("terminationGracePeriodSeconds", KUBERNETES_DEFAULT_GRACE_SECONDS)
+    pod_spec["terminationGracePeriodSeconds"] = max(int(current), drain_grace_seconds(pod_spec))
 
 
 def candidate_deployment(target: dict[str, Any], rollout: str, owner: dict[str, Any], model: str,
@@ -96,6 +135,7 @@ def candidate_deployment(target: dict[str, Any], rollout: str, owner: dict[str, 
     labels = candidate_labels(meta.get("labels") or {}, rollout, model, [target_selector, *(stable_selectors or [])])
     meta["labels"] = labels
     _with_model(template.setdefault("spec", {}), model, model_spec, model_status)
+    with_drain_grace(template["spec"])
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "namespace": (target.get("metadata") or {}).get("namespace"),

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketState
 
 from senseops_runtime import limits
 from senseops_runtime.auth import AuthRefusal, Principal, verify_token
+from senseops_runtime.drain import DRAIN_CLOSE_REASON, REFUSED_STREAM_REASON
 from senseops_runtime.quotas import QuotaRefusal, QuotaUnavailable
 from senseops_runtime.services import Services, WsServicesDep
 from senseops_runtime.streaming.decisions import CloseVerdict, StreamOptions, is_eof_message, parse_options
@@ -39,7 +41,8 @@ def authenticate(services: Services, token: str | None, scope: str) -> Principal
 
 async def _close(ws: WebSocket, verdict: CloseVerdict, services: Services) -> None:
     services.metrics.ws_closes.labels(str(verdict.code)).inc()
-    if verdict.code != limits.CLOSE_NORMAL:
+    # 1012 is a draining replica handing the client to another one, not an error.
+    if verdict.code not in (limits.CLOSE_NORMAL, limits.CLOSE_SERVICE_RESTART):
         services.metrics.errors.labels("ws", str(verdict.code)).inc()
     if ws.application_state == WebSocketState.CONNECTED and ws.client_state == WebSocketState.CONNECTED:
         with contextlib.suppress(RuntimeError, OSError):
@@ -51,6 +54,19 @@ async def stream(ws: WebSocket, services: WsServicesDep) -> None:
     """Stream 16 kHz s16le mono PCM in, partial and final transcripts out (see the module docstring)."""
     # Accept first: a close before accept becomes an HTTP 403 and the client never sees the reason.
     await ws.accept()
+    # Counted from here so a drain waits for this stream's close frame too.
+    services.drain.open_streams += 1
+    try:
+        await _admit_and_serve(ws, services)
+    finally:
+        services.drain.open_streams -= 1
+
+
+async def _admit_and_serve(ws: WebSocket, services: Services) -> None:
+    if services.drain.draining:
+        services.metrics.drain_refusals.labels("ws").inc()
+        await _close(ws, CloseVerdict(limits.CLOSE_SERVICE_RESTART, REFUSED_STREAM_REASON), services)
+        return
     token = ws.query_params.get("token") or bearer_from(ws.headers.get("authorization"))
     who = authenticate(services, token, limits.SCOPE_STREAM)
     if isinstance(who, AuthRefusal):
@@ -85,10 +101,20 @@ async def stream(ws: WebSocket, services: WsServicesDep) -> None:
 
 
 async def _serve(ws: WebSocket, services: Services, who: Principal) -> CloseVerdict:
+    # The first message, unless the drain begins first (a silent client must not hold a drain up).
+    drain_watch = services.drain.watch()
+    receive = asyncio.ensure_future(ws.receive())
+    waiters: set[asyncio.Future[Any]] = {receive, drain_watch}
     try:
-        first = await asyncio.wait_for(ws.receive(), timeout=limits.OPTIONS_TIMEOUT_S)
-    except TimeoutError:
+        done, _ = await asyncio.wait(waiters, timeout=limits.OPTIONS_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        drain_watch.cancel()
+    if receive not in done:
+        receive.cancel()
+        if services.drain.draining:
+            return CloseVerdict(limits.CLOSE_SERVICE_RESTART, DRAIN_CLOSE_REASON)
         return CloseVerdict(limits.CLOSE_POLICY, f"no data within {limits.OPTIONS_TIMEOUT_S:.0f} s")
+    first = receive.result()
     if first["type"] == "websocket.disconnect":
         return CloseVerdict(0, "client closed")
     options = StreamOptions()

@@ -16,6 +16,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -25,6 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from senseops_runtime import limits
 from senseops_runtime.audio_input import pcm16_to_float
 from senseops_runtime.auth import Principal
+from senseops_runtime.drain import DRAIN_CLOSE_REASON, StreamDrainStep, stream_drain_step
 from senseops_runtime.engine.base import Transcript
 from senseops_runtime.quotas import QuotaUnavailable
 from senseops_runtime.recording import SegmentResult, SessionRecording
@@ -129,6 +131,7 @@ class StreamSession:
         self.interval_samples = int(settings.partial_interval_s * limits.SAMPLE_RATE)
         self.window_samples = int(settings.partial_window_s * limits.SAMPLE_RATE)
         self.pushback: list[Message] = []  # a first audio frame read by the router while looking for options
+        self.pending_receive: asyncio.Future[Message] | None = None  # a read that outlived a wake-up by the drain
         self.recording: SessionRecording | None = None
         self.record = settings.recording_enabled and principal.consent and services.recorder is not None
 
@@ -166,8 +169,11 @@ class StreamSession:
             verdict = await self._receive_loop()
         except StreamClosed as closed:
             verdict = closed.verdict
-        if verdict.code in (limits.CLOSE_NORMAL, limits.CLOSE_POLICY) or verdict.code == 0:
-            # eof, client close or quota: the audio received so far still gets its final.
+        if self.pending_receive is not None:
+            self.pending_receive.cancel()
+        finishing = (limits.CLOSE_NORMAL, limits.CLOSE_POLICY, limits.CLOSE_SERVICE_RESTART, 0)
+        if verdict.code in finishing:
+            # eof, client close, quota or drain: the audio received so far still gets its final.
             try:
                 self._handle_events(self.segmenter.finish(self.audio.total))
             except StreamClosed as closed:
@@ -184,20 +190,45 @@ class StreamSession:
         return verdict
 
     async def _receive_loop(self) -> CloseVerdict:
+        drain = self.services.drain
+        watch = drain.watch()
+        try:
+            return await self._read_frames(watch)
+        finally:
+            watch.cancel()
+
+    async def _read_frames(self, drain_watch: asyncio.Future[None]) -> CloseVerdict:
+        settings = self.services.settings
+        drain = self.services.drain
+        last_message_at = time.monotonic()
         while True:
             if self.final_sender is not None and self.final_sender.done():
                 self.final_sender.result()  # re-raises the sender's StreamClosed (e.g. a failed decode)
+            now = time.monotonic()
+            waited = drain.waited(now)
+            grace = settings.drain_segment_grace_s
+            step = stream_drain_step(drain.draining, self.open is not None, waited, grace)
+            if step is StreamDrainStep.CLOSE:
+                # run() finalises a segment still open (grace over), sends the finals, then closes with 1012.
+                return CloseVerdict(limits.CLOSE_SERVICE_RESTART, DRAIN_CLOSE_REASON)
             if self.pushback:
                 message = self.pushback.pop()
             else:
-                idle_s = self.services.settings.ws_idle_timeout_s
-                try:
-                    message = await asyncio.wait_for(self.ws.receive(), timeout=idle_s)
-                except TimeoutError:
-                    # Finals of audio already received are still sent (run() finishes the segmenter).
-                    return CloseVerdict(
-                        limits.CLOSE_POLICY, f"idle: no data for {idle_s:g} s; send audio or empty keep-alive frames"
-                    )
+                idle_s = settings.ws_idle_timeout_s
+                timeout = last_message_at + idle_s - now
+                if step is StreamDrainStep.FINISH_UTTERANCE:
+                    timeout = min(timeout, grace - waited)  # wake up when the grace runs out
+                received = await self._next_message(drain_watch, max(0.0, timeout))
+                if received is None:  # woken by the drain, the end of its grace, or the idle timeout
+                    if time.monotonic() - last_message_at >= idle_s:
+                        # Finals of audio already received are still sent (run() finishes the segmenter).
+                        return CloseVerdict(
+                            limits.CLOSE_POLICY,
+                            f"idle: no data for {idle_s:g} s; send audio or empty keep-alive frames",
+                        )
+                    continue
+                message = received
+                last_message_at = time.monotonic()
             if message["type"] == "websocket.disconnect":
                 return CloseVerdict(0, "client closed")
             if message.get("text") is not None:
@@ -212,6 +243,20 @@ class StreamSession:
                 return bad
             if data:
                 await self._on_audio(data)
+
+    async def _next_message(self, drain_watch: asyncio.Future[None], timeout: float) -> Message | None:
+        """The next client message, or None when the drain begins or ``timeout`` passes first. A read cut
+        short this way is kept for the next call, so no frame is lost."""
+        if self.pending_receive is None:
+            self.pending_receive = asyncio.ensure_future(self.ws.receive())
+        waiters: set[asyncio.Future[Any]] = {self.pending_receive}
+        if not drain_watch.done():
+            waiters.add(drain_watch)
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if self.pending_receive not in done:
+            return None
+        receive, self.pending_receive = self.pending_receive, None
+        return receive.result()
 
     async def _on_audio(self, data: bytes) -> None:
         now = time.monotonic()

@@ -86,3 +86,40 @@ test("a reconnect resumes the stream the server named, from the first unacknowle
   assert.equal(sockets[1].sent.length, 1 + 3); // options, then the three frames after 200 ms
   client.close();
 });
+
+test("a draining server's 1012 close is retried at once with resume; a 1008 close is not retried", async () => {
+  const sockets: ScriptedSocket[] = [];
+  const errors: number[] = [];
+  const client = new ASRClient({
+    url: "ws://127.0.0.1:1/ws/stream",
+    getToken: () => "t",
+    initialBackoffMs: 1,
+    maxBackoffMs: 1,
+    onError: (code) => errors.push(code),
+    webSocketFactory: () => {
+      const socket = new ScriptedSocket();
+      sockets.push(socket);
+      queueMicrotask(() => socket.open());
+      return socket;
+    },
+  });
+  await client.connect();
+  sockets[0].onmessage?.({ data: JSON.stringify({ stream_id: "20260301T100000Z-0123456789ab", resumed: false }) });
+  for (let i = 0; i < 3; i++) client.sendPcm(ms(100));
+  sockets[0].onmessage?.({ data: JSON.stringify({ final: "x", segment_id: "s", start_ms: 0, end_ms: 100 }) });
+  sockets[0].readyState = 3;
+  sockets[0].onclose?.({ code: 1012, reason: "server draining (shutting down); reconnect" });
+  while (sockets.length < 2 || sockets[1].readyState !== 1) await new Promise((r) => setTimeout(r, 5));
+  const options = JSON.parse(sockets[1].sent[0] as string);
+  assert.equal(options.resume, "20260301T100000Z-0123456789ab");
+  assert.equal(options.start_offset_ms, 100);
+  assert.equal(sockets[1].sent.length, 1 + 2); // options, then the two frames after the final
+  assert.equal(client.reconnects, 1);
+  assert.deepEqual(errors, []);
+  sockets[1].readyState = 3;
+  sockets[1].onclose?.({ code: 1008, reason: "token expired" });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(sockets.length, 2, "a policy close must not be retried");
+  assert.deepEqual(errors, [1008]);
+  assert.equal(client.currentState, "closed");
+});
