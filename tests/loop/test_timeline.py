@@ -7,8 +7,18 @@ from pathlib import Path
 import pytest
 
 from scripts.loop.chart import draw, series
-from scripts.loop.timeline import Event, PhaseTime, Recorder, Sample, clock, format_phases, format_samples, \
-    format_timeline, format_weights, weight_changes
+from scripts.loop.timeline import (
+    Event,
+    PhaseTime,
+    Recorder,
+    Sample,
+    clock,
+    format_phases,
+    format_samples,
+    format_timeline,
+    format_weights,
+    weight_changes,
+)
 
 
 @pytest.mark.parametrize(("seconds", "shown"), [
