@@ -62,6 +62,7 @@ class StreamerReport:
     finals: int = 0
     final_latencies_s: list[float] = field(default_factory=list)  # audio end of the segment → final received
     errors: list[str] = field(default_factory=list)
+    error_times: list[float] = field(default_factory=list)  # time.monotonic() of each error
     labels: dict[str, str] = field(default_factory=dict)  # segment_id → the script line it lines up with
     texts: list[tuple[str, str]] = field(default_factory=list)  # (script line, live final) for aligned segments
 
@@ -108,11 +109,13 @@ async def stream_session(url: str, token: str, streamer: Streamer, session: Sess
                                    on_frame_sent=on_frame)
     except Exception as exc:  # connection refused, handshake refused (503 while no pod is ready), reset
         report.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+        report.error_times.append(time.monotonic())
         return
     report.partials += len(outcome.partials)
     report.finals += len(outcome.finals)
     if outcome.close_code not in (1000, None):
         report.errors.append(f"closed {outcome.close_code}: {outcome.close_reason}")
+        report.error_times.append(time.monotonic())
     for received, message in outcome.finals:
         if started:
             report.final_latencies_s.append(received - (started[0] + int(message["end_ms"]) / 1000))
