@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -79,7 +80,13 @@ class Loop:
 
     @property
     def gateway_url(self) -> str:
+        if "gateway_port" not in self.facts:  # a run resumed with --from
+            self.facts["gateway_port"] = gateway_port(self)
         return f"http://127.0.0.1:{self.facts['gateway_port']}"
+
+    @property
+    def stream_url(self) -> str:
+        return self.gateway_url.replace("http://", "ws://") + "/ws/stream"
 
     def store(self) -> Any:
         from senseops_common.storage import StoreConfig, open_store
@@ -242,8 +249,7 @@ def phase_record(loop: Loop) -> None:
     from senseops_common.text import error_rate
     from tests.procnode.workloads import RUNTIME_SECRET
 
-    team = StreamerTeam(f"ws://127.0.0.1:{loop.facts['gateway_port']}/ws/stream", RUNTIME_SECRET, streamers(),
-                        rounds=1)
+    team = StreamerTeam(loop.stream_url, RUNTIME_SECRET, streamers(), rounds=1)
     loop.event("record", f"{len(team.team)} streamers start: " + ", ".join(
         f"{s.anchor_id} ({s.lang}, {len(s.lines)} lines)" for s in team.team), "consented tokens, real-time PCM")
     team.start()
@@ -332,8 +338,7 @@ def start_traffic(loop: Loop) -> None:
     from tests.procnode.workloads import RUNTIME_SECRET
 
     if loop.team is None:
-        loop.team = StreamerTeam(f"ws://127.0.0.1:{loop.facts['gateway_port']}/ws/stream", RUNTIME_SECRET,
-                                 streamers(), rounds=None).start()
+        loop.team = StreamerTeam(loop.stream_url, RUNTIME_SECRET, streamers(), rounds=None).start()
     if loop.sampler is None:
         loop.sampler = Sampler(loop.recorder, loop.t0, loop.gateway_url, loop.stack["prometheus"]["url"],
                                m.NAMESPACE, weight=lambda: route_weight(loop),
@@ -462,15 +467,19 @@ def report(loop: Loop) -> None:
         print(f"\nchart: {chart.relative_to(ROOT)}   events and samples: {(STATE / 'run.json').relative_to(ROOT)}")
 
 
-def run(until: str) -> int:
+def run(until: str, start: str = PHASES[0]) -> int:
+    """Run the phases from ``start`` (a later one resumes on the objects an earlier run left) to ``until``."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a request log line per probe drowns the timeline
     STATE.mkdir(exist_ok=True)
     print("[stack] control plane, process node, MinIO, registry, Prometheus, gateway", flush=True)
     began = time.monotonic()
     stack = stack_up()
     loop = Loop(ClusterHandle(KUBECONFIG, ROOT / ".cluster" / "logs"), stack)
     loop.recorder.phase_done("stack up", time.monotonic() - began)
+    if start != PHASES[0]:
+        start_operator(loop)
     try:
-        for name in PHASES[:PHASES.index(until) + 1]:
+        for name in PHASES[PHASES.index(start):PHASES.index(until) + 1]:
             print(f"[{name}] {(PHASE_FUNCTIONS[name].__doc__ or '').splitlines()[0]}", flush=True)
             began = time.monotonic()
             PHASE_FUNCTIONS[name](loop)
@@ -503,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="run the loop (up to --until)")
     run_parser.add_argument("--until", choices=PHASES, default=PHASES[-1])
+    run_parser.add_argument("--from", dest="start", choices=PHASES, default=PHASES[0],
+                            help="resume at this phase on what an earlier run left (development)")
     sub.add_parser("down", help="clean up everything the loop and the stack made")
     args = parser.parse_args(argv)
-    return run(args.until) if args.command == "run" else down()
+    return run(args.until, args.start) if args.command == "run" else down()

@@ -7,6 +7,7 @@ every formatting function is pure, so the printed timeline is table-tested.
 from __future__ import annotations
 
 import json
+import textwrap
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -85,16 +86,18 @@ def clock(t: float) -> str:
 
 
 def format_timeline(events: Sequence[Event], width: int = 120) -> str:
-    """Events in time order, one per line: time, phase, what; the reason on an indented line below."""
+    """Events in time order: time, phase, what; the reason on indented lines below (long text wraps)."""
     if not events:
         return "(no events)"
     phase_width = max(len(e.phase) for e in events)
+    indent = " " * (7 + 2 + phase_width + 2)
     lines = []
     for event in sorted(events, key=lambda e: e.t):
-        head = f"{clock(event.t):>7}  {event.phase:<{phase_width}}  {event.what}"
-        lines.append(head[:width])
+        lines += textwrap.wrap(event.what, width, initial_indent=f"{clock(event.t):>7}  {event.phase:<{phase_width}}  ",
+                               subsequent_indent=indent)
         if event.why:
-            lines.append(f"{'':>7}  {'':<{phase_width}}    why: {event.why}"[:width])
+            lines += textwrap.wrap(event.why, width, initial_indent=indent + "  why: ",
+                                   subsequent_indent=indent + "       ")
     return "\n".join(lines)
 
 
@@ -119,6 +122,8 @@ def _cell(value: float | int | None, fmt: str) -> str:
 
 def format_samples(samples: Sequence[Sample], every_s: float = 30.0) -> str:
     """A table of samples, at most one row per ``every_s`` seconds (plus every weight change)."""
+    if not samples:
+        return "(no samples)"
     header = f"{'time':>7}  {'weight':>6}  {'cand. share':>11}  {'errors':>7}  {'p95 final':>9}"
     rows, last_t, last_w = [header], None, None
     for item in sorted(samples, key=lambda s: s.t):

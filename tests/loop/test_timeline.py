@@ -59,6 +59,7 @@ def test_weights_line() -> None:
                Sample(95, candidate_weight=50)]
     assert format_weights(samples) == "0:00 0% → 0:41 5% → 1:30 50%"
     assert format_weights([Sample(1)]) == "(no weights sampled)"
+    assert format_samples([]) == "(no samples)"
 
 
 def test_sample_table_thins_rows_but_keeps_every_weight_change_and_shows_no_data_as_a_dash() -> None:
@@ -99,3 +100,11 @@ def test_chart_is_a_png(tmp_path: Path) -> None:
     path = draw(samples, [Event(10, "rollout", "weight 5%")], tmp_path / "chart.png")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_long_events_wrap_under_their_column() -> None:
+    text = format_timeline([Event(1, "record", "word " * 30, "because " * 20)], width=60)
+    lines = text.splitlines()
+    assert all(len(line) <= 60 for line in lines) and len(lines) > 4
+    assert lines[1].startswith(" " * 17) and not lines[1].startswith(" " * 18)
+    assert "why: because" in text and text.count("because") == 20
