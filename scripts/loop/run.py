@@ -40,7 +40,6 @@ STATE = ROOT / ".demo-loop"
 LOGS = STATE / "logs"
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 STACK_STATE = ROOT / ".cluster" / "stack.json"
-OPERATOR_PID = STATE / "operator.pid"
 PHASES = ("stack", "base", "record", "finetune", "release", "planted")
 READY_TIMEOUT_S = 600.0
 TRAIN_TIMEOUT_S = 1500.0
@@ -66,6 +65,7 @@ class Loop:
     sampler: Sampler | None = None
     candidate_backend: str | None = None
     candidate_model: str | None = None
+    state: Path = STATE  # the operator's pid file and logs
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -115,6 +115,10 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+class LoopError(RuntimeError):
+    """A phase could not finish; the message says what it waited for and where the logs are."""
+
+
 def wait_for(what: str, probe: Callable[[], Any], timeout_s: float, interval_s: float = 2.0) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -122,7 +126,7 @@ def wait_for(what: str, probe: Callable[[], Any], timeout_s: float, interval_s: 
         if value:
             return value
         time.sleep(interval_s)
-    raise SystemExit(f"timed out after {timeout_s:.0f} s waiting for {what}; logs under {LOGS} and .cluster/logs")
+    raise LoopError(f"timed out after {timeout_s:.0f} s waiting for {what}; logs under {LOGS} and .cluster/logs")
 
 
 def python_env() -> dict[str, str]:
@@ -155,25 +159,28 @@ def phase_stack(loop: Loop) -> None:
 def start_operator(loop: Loop) -> None:
     from tests.operator.operator_process import OperatorProcess
 
-    stop_operator()
-    LOGS.mkdir(parents=True, exist_ok=True)
-    operator = OperatorProcess(KUBECONFIG, LOGS / "operator.log", [m.NAMESPACE], loop.store_env).start()
+    stop_operator(loop.state)
+    (loop.state / "logs").mkdir(parents=True, exist_ok=True)
+    operator = OperatorProcess(loop.cluster.kubeconfig, loop.state / "logs" / "operator.log", [m.NAMESPACE],
+                               loop.store_env).start()
     assert operator.proc is not None
-    OPERATOR_PID.write_text(str(operator.proc.pid))
+    (loop.state / "operator.pid").write_text(str(operator.proc.pid))
     loop.facts["operator"] = operator
 
 
-def stop_operator() -> None:
-    if not OPERATOR_PID.exists():
+def stop_operator(state: Path = STATE) -> None:
+    """Stop the operator this loop started (its pid file, checked against the process's command line)."""
+    pid_file = state / "operator.pid"
+    if not pid_file.exists():
         return
-    pid = int(OPERATOR_PID.read_text())
+    pid = int(pid_file.read_text())
     with contextlib.suppress(ProcessLookupError, FileNotFoundError):
         if b"senseops_operator" in Path(f"/proc/{pid}/cmdline").read_bytes():
             os.kill(pid, signal.SIGTERM)
             for _ in range(100):
                 os.kill(pid, 0)
                 time.sleep(0.2)
-    OPERATOR_PID.unlink(missing_ok=True)
+    pid_file.unlink(missing_ok=True)
 
 
 def reset_namespace(loop: Loop) -> None:
@@ -254,8 +261,9 @@ def phase_record(loop: Loop) -> None:
         f"{s.anchor_id} ({s.lang}, {len(s.lines)} lines)" for s in team.team), "consented tokens, real-time PCM")
     team.start()
     if not team.wait(1800):
-        raise SystemExit("the streamers did not finish their scripts in 30 minutes")
+        raise LoopError("the streamers did not finish their scripts in 30 minutes")
     reports = list(team.reports.values())
+    loop.facts["record_reports"] = reports
     print(format_reports(reports))
     texts = [pair for r in reports for pair in r.texts]
     live = error_rate([ref for ref, _ in texts], [hyp for _, hyp in texts]).rate if texts else None
@@ -314,7 +322,7 @@ def phase_finetune(loop: Loop) -> None:
 
     status = wait_for("the FineTuneJob to finish", finished, TRAIN_TIMEOUT_S, 3)
     if status["stage"] != "Succeeded":
-        raise SystemExit(f"FineTuneJob failed: {status.get('message')}")
+        raise LoopError(f"FineTuneJob failed: {status.get('message')}")
     metrics = status.get("metrics") or {}
     loop.facts["cer"] = {"base": metrics.get("baseCer"), "new": metrics.get("newCer")}
     wait_for(f"ASRModel {TUNED_MODEL} Ready",
@@ -516,4 +524,8 @@ def main(argv: list[str] | None = None) -> int:
                             help="resume at this phase on what an earlier run left (development)")
     sub.add_parser("down", help="clean up everything the loop and the stack made")
     args = parser.parse_args(argv)
-    return run(args.until, args.start) if args.command == "run" else down()
+    try:
+        return run(args.until, args.start) if args.command == "run" else down()
+    except LoopError as err:
+        print(f"\nthe loop stopped: {err}", file=sys.stderr)
+        return 1
