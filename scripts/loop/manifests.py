@@ -22,9 +22,11 @@ API = "senseops.dev/v1alpha1"
 # The seed's trigger is ≥ 3 h of new good audio per streamer; the demo has minutes. The FineTuneJob asks for
 # this share of the reviewed audio the streamers recorded (PLUG: RetrainPolicy's minNewHours, scaled down).
 MIN_HOURS_SHARE = 0.8
-# Rollout analysis: the runtime's own metrics through the operator's built-in templates.
-RTF_P95_MAX = 0.25
-FINAL_LATENCY_P95_MAX_S = 1.5
+# Rollout analysis: the runtime's own metrics through the operator's built-in templates, candidate relative
+# to stable (on a shared 2-core machine the tiny model's own p95 RTF swings from 0.05 to 0.5 with the load;
+# a ratio cancels that). A candidate of the same size measures about 1.
+RTF_P95_VS_STABLE_MAX = 3.0
+FINAL_LATENCY_P95_VS_STABLE_MAX = 2.5
 ANALYSIS_INTERVAL_S = 15
 PAUSE_AT_5_S = 60
 PAUSE_AT_50_S = 40
@@ -94,7 +96,7 @@ def rollout(name: str, stable: str, candidate: str, prometheus_url: str) -> dict
     """5 → 50 → 100 with analysis on the candidate pods' RTF and final latency (the runtime's metrics)."""
     def metric(metric_name: str, template: str, success_max: float) -> dict[str, Any]:
         return {"name": metric_name, "successMax": success_max, "intervalSeconds": ANALYSIS_INTERVAL_S,
-                "failureLimit": 0, "inconclusiveLimit": 20,
+                "failureLimit": 1, "inconclusiveLimit": 20,
                 "provider": {"prometheus": {"address": prometheus_url, "template": template, "window": "2m"}}}
 
     return {
@@ -106,8 +108,9 @@ def rollout(name: str, stable: str, candidate: str, prometheus_url: str) -> dict
             "steps": [{"setWeight": 5}, {"pause": {"durationSeconds": PAUSE_AT_5_S}}, {"analysis": {}},
                       {"setWeight": 50}, {"pause": {"durationSeconds": PAUSE_AT_50_S}}, {"analysis": {}},
                       {"setWeight": 100}],
-            "analysis": {"metrics": [metric("rtf-p95", "rtf-p95", RTF_P95_MAX),
-                                     metric("final-latency-p95", "p95-final-latency", FINAL_LATENCY_P95_MAX_S)]},
+            "analysis": {"metrics": [
+                metric("rtf-p95-vs-stable", "rtf-p95-vs-stable", RTF_P95_VS_STABLE_MAX),
+                metric("final-latency-p95-vs-stable", "p95-final-latency-vs-stable", FINAL_LATENCY_P95_VS_STABLE_MAX)]},
             "progressDeadlineSeconds": 600, "scaleDownDelaySeconds": 5, "abortScaleDownDelaySeconds": 20,
         },
     }

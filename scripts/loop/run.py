@@ -350,7 +350,23 @@ def start_traffic(loop: Loop) -> None:
     if loop.sampler is None:
         loop.sampler = Sampler(loop.recorder, loop.t0, loop.gateway_url, loop.stack["prometheus"]["url"],
                                m.NAMESPACE, weight=lambda: route_weight(loop),
-                               candidate=lambda: loop.candidate_model).start()
+                               candidate=lambda: loop.candidate_model, token=load_token(RUNTIME_SECRET),
+                               clip_wav=load_clip()).start()
+
+
+def load_token(secret: str) -> str:
+    from senseops_runtime.auth import AuthConfig, issue_token
+
+    return issue_token(AuthConfig(hs256_secret=secret), secret, "load-generator", "load-generator", ["transcribe"],
+                       False, time.time(), 4 * 3600)
+
+
+def load_clip() -> bytes:
+    """A domain sentence as WAV: what the load generator sends again and again."""
+    from senseops_common.speech import MANDARIN, synthesize
+    from senseops_trainer.synthetic import wav_bytes
+
+    return wav_bytes(synthesize(streamers()[0].lines[0], MANDARIN))
 
 
 def route_weight(loop: Loop) -> int | None:
@@ -369,7 +385,8 @@ def run_rollout(loop: Loop, phase: str, name: str, stable: str, candidate: str) 
     loop.candidate_backend, loop.candidate_model = f"{name}-canary", candidate
     loop.apply(m.rollout(name, stable, candidate, loop.stack["prometheus"]["url"]))
     loop.event(phase, f"Rollout {name}: {stable} → {candidate}, steps 5% → 50% → 100% with analysis",
-               f"rtf-p95 <= {m.RTF_P95_MAX}, final-latency-p95 <= {m.FINAL_LATENCY_P95_MAX_S} s on candidate pods")
+               f"candidate/stable p95 RTF <= {m.RTF_P95_VS_STABLE_MAX}, p95 final latency <= "
+               f"{m.FINAL_LATENCY_P95_VS_STABLE_MAX} (runtime metrics in Prometheus)")
     last: dict[str, Any] = {}
     measured: set[tuple[str, str]] = set()
 
@@ -423,12 +440,13 @@ def phase_planted(loop: Loop) -> None:
     status = run_rollout(loop, "planted", "release-2", TUNED_MODEL, PLANTED_MODEL)
     loop.facts["rollback_reason"] = status.get("abortReason")
     rolled_back = time.monotonic()
-    time.sleep(30)  # traffic after the rollback: every stream must succeed
-    assert loop.team is not None
+    time.sleep(30)  # traffic after the rollback: every stream and request must succeed
+    assert loop.team is not None and loop.sampler is not None
     errors = [e for r in loop.team.reports.values() for t, e in zip(r.error_times, r.errors, strict=True)
-              if t >= rolled_back]
+              if t >= rolled_back] + [e for t, e in loop.sampler.errors if t >= rolled_back]
     loop.facts["errors_after_rollback"] = len(errors)
-    loop.event("planted", f"{len(errors)} failed streams in the 30 s after the rollback", "; ".join(errors[:3]))
+    loop.event("planted", f"{len(errors)} failed streams or requests in the 30 s after the rollback",
+               "; ".join(errors[:3]))
 
 
 # --- the run ---------------------------------------------------------------------------------------------------
@@ -459,6 +477,10 @@ def report(loop: Loop) -> None:
     if loop.team is not None:
         print("\n=== streamers (release phases) ===")
         print(format_reports(list(loop.team.reports.values())))
+    if loop.sampler is not None:
+        print(f"load generator: {loop.sampler.requests} transcribe requests through the gateway, "
+              f"{len(loop.sampler.errors)} failed" + (f" (first: {loop.sampler.errors[0][1]})"
+                                                      if loop.sampler.errors else ""))
     print("\n=== candidate weight over time ===")
     print(format_weights(loop.recorder.samples))
     print(format_samples(loop.recorder.samples))

@@ -1,6 +1,8 @@
 """Samples traffic and health while the loop runs: the HTTPRoute's candidate weight (what the operator set),
-the share of probe requests through the gateway that the candidate answered (what clients saw), and the
-runtime pods' error ratio and p95 final latency from the real Prometheus."""
+the share of a load generator's requests through the gateway that the candidate answered (what clients saw:
+``POST /api/transcribe`` answers name the model version), and the runtime pods' error ratio and p95 final
+latency from the real Prometheus. The load generator also gives the candidate's analysis data at 5 %: a
+few streams an hour would not."""
 
 from __future__ import annotations
 
@@ -54,9 +56,12 @@ class Sampler:
     namespace: str
     weight: Callable[[], int | None]  # the candidate's weight on the route now (None: no candidate backend)
     candidate: Callable[[], str | None]  # the candidate model's name now
+    token: str = ""  # a transcribe-scope token of the load generator (no consent: nothing of it is recorded)
+    clip_wav: bytes = b""  # what the load generator sends
     every_s: float = 5.0
     answers: deque[str] = field(default_factory=lambda: deque(maxlen=PROBE_WINDOW))
-    probe_errors: int = 0
+    requests: int = 0
+    errors: list[tuple[float, str]] = field(default_factory=list)  # (time.monotonic(), what)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -73,14 +78,19 @@ class Sampler:
             thread.join(30)
 
     def _probe(self) -> None:
-        # A new connection per probe, so the gateway balances each one like a new stream.
-        while not self._stop.wait(0.25):
+        # One request at a time, a new connection each, so the gateway balances each one like a new client.
+        while not self._stop.wait(0.2):
+            self.requests += 1
             try:
-                reply = httpx.get(f"{self.gateway_url}/readyz", timeout=5)
-                version = str((reply.json().get("model") or {}).get("version", "?"))
-                self.answers.append(version if reply.status_code == 200 else f"HTTP {reply.status_code}")
-            except (httpx.HTTPError, ValueError):
-                self.probe_errors += 1
+                reply = httpx.post(f"{self.gateway_url}/api/transcribe", timeout=60,
+                                   files={"file": ("clip.wav", self.clip_wav, "audio/wav")},
+                                   headers={"Authorization": f"Bearer {self.token}"})
+                if reply.status_code != 200:
+                    self.errors.append((time.monotonic(), f"HTTP {reply.status_code}: {reply.text[:100]}"))
+                    continue
+                self.answers.append(str((reply.json().get("model") or {}).get("version", "?")))
+            except (httpx.HTTPError, ValueError) as exc:
+                self.errors.append((time.monotonic(), f"{type(exc).__name__}: {exc}"[:150]))
 
     def _sample(self) -> None:
         while not self._stop.wait(self.every_s):
