@@ -11,6 +11,7 @@ from tests.gateway.helpers import gateway, http_route
 from tests.procnode.fixtures import PLACEMENT
 from tests.procnode.workloads import runtime_deployment
 
+VERSION_LABEL = "app.kubernetes.io/version"
 NAMESPACE = "senseops-loop"
 BUCKET = "senseops-loop"
 STORE_SECRET = "store"
@@ -50,8 +51,14 @@ def runtime(model_uri: str, sha256: str, model_dir: str) -> list[dict[str, Any]]
                                   "SENSEOPS_RECORDING_STORE_URI": store_uri(),
                                   "SENSEOPS_SPOOL_DIR": "/tmp/spool",
                               })
-    container = objs[0]["spec"]["template"]["spec"]["containers"][0]
+    deployment, service = objs
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
     container["envFrom"] = [{"secretRef": {"name": STORE_SECRET}}]
+    # The Rollout moves the stable pods' version label to the new model on promotion: selectors must not
+    # hold it (a Deployment's selector is immutable and must keep matching its template).
+    stable = {k: v for k, v in deployment["spec"]["selector"]["matchLabels"].items() if k != VERSION_LABEL}
+    deployment["spec"]["selector"]["matchLabels"] = stable
+    service["spec"]["selector"] = dict(stable)
     return objs
 
 
@@ -111,6 +118,8 @@ def rollout(name: str, stable: str, candidate: str, prometheus_url: str) -> dict
             "analysis": {"metrics": [
                 metric("rtf-p95-vs-stable", "rtf-p95-vs-stable", RTF_P95_VS_STABLE_MAX),
                 metric("final-latency-p95-vs-stable", "p95-final-latency-vs-stable", FINAL_LATENCY_P95_VS_STABLE_MAX)]},
-            "progressDeadlineSeconds": 600, "scaleDownDelaySeconds": 5, "abortScaleDownDelaySeconds": 20,
+            "progressDeadlineSeconds": 600, "scaleDownDelaySeconds": 5,
+            # Streams already open on an aborted candidate finish before its pods go (a session is ~15 s).
+            "abortScaleDownDelaySeconds": 45,
         },
     }

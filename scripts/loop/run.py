@@ -424,6 +424,11 @@ def phase_release(loop: Loop) -> None:
     # PLUG: RetrainPolicy — the policy's rollout template creates this Rollout when the job succeeds.
 
 
+def _canary_replicas(loop: Loop, rollout: str) -> int:
+    status = loop.get("deployment", f"{rollout}-canary").get("status") or {}
+    return int(status.get("replicas") or 0)
+
+
 def phase_planted(loop: Loop) -> None:
     """A planted bad candidate: a full-size random-init SenseVoice-Small on pods sized for the tiny model
     (garbage text, and every decode costs what the real model costs) — analysis aborts it."""
@@ -440,12 +445,15 @@ def phase_planted(loop: Loop) -> None:
     status = run_rollout(loop, "planted", "release-2", TUNED_MODEL, PLANTED_MODEL)
     loop.facts["rollback_reason"] = status.get("abortReason")
     rolled_back = time.monotonic()
-    time.sleep(30)  # traffic after the rollback: every stream and request must succeed
+    # Traffic after the rollback, through the candidate's scale-down: every stream and request must succeed.
+    wait_for("the planted candidate scaled down", lambda: not _canary_replicas(loop, "release-2"), 300, 2)
+    time.sleep(20)
     assert loop.team is not None and loop.sampler is not None
     errors = [e for r in loop.team.reports.values() for t, e in zip(r.error_times, r.errors, strict=True)
               if t >= rolled_back] + [e for t, e in loop.sampler.errors if t >= rolled_back]
     loop.facts["errors_after_rollback"] = len(errors)
-    loop.event("planted", f"{len(errors)} failed streams or requests in the 30 s after the rollback",
+    loop.event("planted", f"{len(errors)} failed streams or requests from the rollback to 20 s after the "
+               "candidate's scale-down",
                "; ".join(errors[:3]))
 
 

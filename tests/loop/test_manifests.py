@@ -40,3 +40,11 @@ def test_runtime_records_to_the_bucket_with_credentials_from_the_secret() -> Non
     assert not any(name.startswith("AWS_") for name in env)  # keys only through the Secret
     assert container["envFrom"] == [{"secretRef": {"name": m.STORE_SECRET}}]
     ASRModelSpec.model_validate(m.asr_model("base", "s3://senseops-loop/models/base/v1/", "ab" * 32)["spec"])
+
+
+def test_selectors_leave_out_the_version_label_the_rollout_moves_on_promotion() -> None:
+    deployment, service = m.runtime("s3://senseops-loop/models/base/v1/", "ab" * 32, "/tmp/model")
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert m.VERSION_LABEL not in selector and m.VERSION_LABEL not in service["spec"]["selector"]
+    assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert deployment["spec"]["template"]["metadata"]["labels"][m.VERSION_LABEL] == m.BASE_MODEL
