@@ -95,6 +95,8 @@ def fine_tune_job(name: str, anchors: list[str], min_hours: float, window: tuple
             "evaluationGate": {"minImprovement": 0.05},
             "trainerImage": "senseops/trainer:test",
             "storeSecret": STORE_SECRET,
+            # PLUG: model image build — an image build target (the stack's registry) here makes the new
+            # ASRModel carry an image digest; the Rollout then mounts it as an image volume.
         },
     }
 
@@ -115,11 +117,13 @@ def rollout(name: str, stable: str, candidate: str, prometheus_url: str) -> dict
             "steps": [{"setWeight": 5}, {"pause": {"durationSeconds": PAUSE_AT_5_S}}, {"analysis": {}},
                       {"setWeight": 50}, {"pause": {"durationSeconds": PAUSE_AT_50_S}}, {"analysis": {}},
                       {"setWeight": 100}],
+            # PLUG: quality gate — a live quality metric of the candidate joins these two when it exists.
             "analysis": {"metrics": [
                 metric("rtf-p95-vs-stable", "rtf-p95-vs-stable", RTF_P95_VS_STABLE_MAX),
                 metric("final-latency-p95-vs-stable", "p95-final-latency-vs-stable", FINAL_LATENCY_P95_VS_STABLE_MAX)]},
             "progressDeadlineSeconds": 600, "scaleDownDelaySeconds": 5,
             # Streams already open on an aborted candidate finish before its pods go (a session is ~15 s).
+            # PLUG: stream draining — with the runtime draining streams on SIGTERM this delay can shrink.
             "abortScaleDownDelaySeconds": 45,
         },
     }
