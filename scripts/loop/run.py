@@ -415,8 +415,34 @@ def run_rollout(loop: Loop, phase: str, name: str, stable: str, candidate: str) 
     return status
 
 
+def ensure_stable_serving(loop: Loop) -> None:
+    """The stable runtime pod must be Ready before a release. On the process node a training pod has been
+    seen to get the address of a running runtime pod (both pods then lose their network); a pod that is not
+    Ready within a minute is replaced, and the timeline says so."""
+    from tests.procnode.workloads import ready_endpoints
+
+    def ready() -> bool:
+        return bool(ready_endpoints(loop.cluster, m.NAMESPACE, m.DEPLOYMENT))
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(2)
+    pods = loop.get("pods", "-l", f"app.kubernetes.io/instance={m.DEPLOYMENT}")["items"]
+    addresses = {p["metadata"]["name"]: p["status"].get("podIP") for p in loop.get("pods")["items"]}
+    for pod in pods:
+        name, ip = pod["metadata"]["name"], pod["status"].get("podIP")
+        shared = [other for other, addr in addresses.items() if addr == ip and other != name]
+        loop.cluster.kubectl("delete", "pod", name, "-n", m.NAMESPACE, "--wait=false")
+        loop.event("release", f"stable runtime pod {name} not Ready: replaced",
+                   f"its address {ip} is also held by {', '.join(shared)}" if shared else "not Ready for 60 s")
+    wait_for("a Ready stable runtime pod", ready, READY_TIMEOUT_S)
+
+
 def phase_release(loop: Loop) -> None:
     """The fine-tuned model goes out 5 → 50 → 100 while the streamers stream, and is promoted."""
+    ensure_stable_serving(loop)
     start_traffic(loop)
     time.sleep(20)  # a little traffic on the stable side first, for the chart and the analysis baseline
     status = run_rollout(loop, "release", "release-1", m.BASE_MODEL, TUNED_MODEL)
