@@ -534,6 +534,11 @@ def report(loop: Loop) -> None:
 def run(until: str, start: str = PHASES[0]) -> int:
     """Run the phases from ``start`` (a later one resumes on the objects an earlier run left) to ``until``."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a request log line per probe drowns the timeline
+
+    def interrupted(signum: int, _frame: object) -> None:
+        raise LoopError(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)  # a killed run still stops its streamers and prints its report
     STATE.mkdir(exist_ok=True)
     print("[stack] control plane, process node, MinIO, registry, Prometheus, gateway", flush=True)
     began = time.monotonic()
