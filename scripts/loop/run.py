@@ -458,6 +458,7 @@ def _canary_replicas(loop: Loop, rollout: str) -> int:
 def phase_planted(loop: Loop) -> None:
     """A planted bad candidate: a full-size random-init SenseVoice-Small on pods sized for the tiny model
     (garbage text, and every decode costs what the real model costs) — analysis aborts it."""
+    ensure_stable_serving(loop)
     start_traffic(loop)
     from senseops_common.testmodel.build import build_fullsize_random
 
