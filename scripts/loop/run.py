@@ -447,6 +447,11 @@ def phase_release(loop: Loop) -> None:
     time.sleep(20)  # a little traffic on the stable side first, for the chart and the analysis baseline
     status = run_rollout(loop, "release", "release-1", m.BASE_MODEL, TUNED_MODEL)
     loop.facts["release"] = status.get("outcome")
+    # A promoted Rollout is history; deleting it removes its scaled-down canary Service, whose empty
+    # EndpointSlice (endpoints: null) the Gateway stand-in's Kubernetes client cannot parse — it then stops
+    # programming HAProxy, and the next Rollout waits for a weight that never comes.
+    loop.cluster.kubectl("delete", "rollout", "release-1", "-n", m.NAMESPACE, "--timeout=120s")
+    loop.event("release", "Rollout release-1 deleted after promotion", "its canary Deployment and Service go with it")
     # PLUG: RetrainPolicy — the policy's rollout template creates this Rollout when the job succeeds.
 
 
