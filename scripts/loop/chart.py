@@ -27,7 +27,7 @@ def draw(samples: Sequence[Sample], events: Sequence[Event], path: Path, title: 
     t, w = series(samples, "candidate_weight")
     top.step(t, w, where="post", label="candidate weight (HTTPRoute, %)", color="tab:blue")
     t, share = series(samples, "candidate_share")
-    top.plot(t, [100 * v for v in share], ".", label="candidate share of streamers' finals (%)", color="tab:green")
+    top.plot(t, [100 * v for v in share], ".", label="candidate share of load requests (%)", color="tab:green")
     top.set_ylim(-5, 105)
     top.set_ylabel("% of traffic")
     top.legend(loc="upper left", fontsize=8)
@@ -41,7 +41,7 @@ def draw(samples: Sequence[Sample], events: Sequence[Event], path: Path, title: 
     bottom.set_xlabel("seconds since start")
     handles = bottom.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
     bottom.legend(handles, [str(h.get_label()) for h in handles], loc="upper left", fontsize=8)
-    for event in events:
+    for event in (e for e in events if not e.what.startswith("analysis")):  # verdicts would crowd the axis
         for axis in (top, bottom):
             axis.axvline(event.t, color="grey", linewidth=0.6, alpha=0.6)
         top.annotate(event.what[:40], (event.t, 102), rotation=90, fontsize=6, va="top", ha="right")

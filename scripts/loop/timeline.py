@@ -30,7 +30,7 @@ class Sample:
 
     t: float
     candidate_weight: int | None = None  # the HTTPRoute weight of the candidate backend (%)
-    candidate_share: float | None = None  # share of the streamers' recent finals answered by the candidate
+    candidate_share: float | None = None  # share of the load generator's recent requests the candidate answered
     error_ratio: float | None = None  # errors / requests of the runtime pods over the last window
     p95_final_latency_s: float | None = None  # end of speech → final, 95th percentile, runtime pods
 
