@@ -81,3 +81,4 @@ clean: ## remove local state (.cluster, .demo); caches in ~/.cache/senseops are 
 -include manifests/helm/helm.mk
 -include runtime/console.mk
 -include tests/gateway/gateway.mk
+-include loop.mk

@@ -1,0 +1,5 @@
+import sys
+
+from scripts.loop.run import main
+
+sys.exit(main())

@@ -1,0 +1,129 @@
+"""The loop's Kubernetes objects (pure builders): the runtime Deployment that records, the route, the
+FineTuneJob and the Rollouts. Knobs the demo scales down are named constants here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from senseops_trainer import demo as trainer_demo
+from tests.gateway.__main__ import DEFAULT_CLASS
+from tests.gateway.helpers import gateway, http_route
+from tests.procnode.fixtures import PLACEMENT
+from tests.procnode.workloads import runtime_deployment
+
+VERSION_LABEL = "app.kubernetes.io/version"
+NAMESPACE = "senseops-loop"
+BUCKET = "senseops-loop"
+STORE_SECRET = "store"
+DEPLOYMENT = "asr"
+GATEWAY = "web"
+ROUTE = "asr"
+BASE_MODEL = "base"
+API = "senseops.dev/v1alpha1"
+# The seed's trigger is ≥ 3 h of new good audio per streamer; the demo has minutes. The FineTuneJob asks for
+# this share of the reviewed audio the streamers recorded (PLUG: RetrainPolicy's minNewHours, scaled down).
+MIN_HOURS_SHARE = 0.8
+# Rollout analysis: the runtime's own metrics through the operator's built-in templates, candidate relative
+# to stable (on a shared 2-core machine the tiny model's own p95 RTF swings from 0.05 to 0.5 with the load;
+# a ratio cancels that). A candidate of the same size measures about 1.
+RTF_P95_VS_STABLE_MAX = 3.0
+FINAL_LATENCY_P95_VS_STABLE_MAX = 2.5
+ANALYSIS_INTERVAL_S = 15
+PAUSE_AT_5_S = 60
+PAUSE_AT_50_S = 40
+
+
+def store_uri() -> str:
+    return f"s3://{BUCKET}/"
+
+
+def runtime(model_uri: str, sha256: str, model_dir: str) -> list[dict[str, Any]]:
+    """The base runtime (Deployment + Service) on the process node, recording consented streams to MinIO.
+
+    The model comes from the store like a released one (the hostPath of the test workload stays mounted,
+    unused); store credentials come from the ``store`` Secret."""
+    from pathlib import Path
+
+    objs = runtime_deployment(NAMESPACE, Path(model_dir), replicas=1, name=DEPLOYMENT, version=BASE_MODEL,
+                              model_sha256=sha256, extra_env={
+                                  "SENSEOPS_MODEL_URI": model_uri,
+                                  "SENSEOPS_RECORDING_ENABLED": "true",
+                                  "SENSEOPS_RECORDING_STORE_URI": store_uri(),
+                                  "SENSEOPS_SPOOL_DIR": "/tmp/spool",
+                              })
+    deployment, service = objs
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["envFrom"] = [{"secretRef": {"name": STORE_SECRET}}]
+    # The Rollout moves the stable pods' version label to the new model on promotion: selectors must not
+    # hold it (a Deployment's selector is immutable and must keep matching its template).
+    stable = {k: v for k, v in deployment["spec"]["selector"]["matchLabels"].items() if k != VERSION_LABEL}
+    deployment["spec"]["selector"]["matchLabels"] = stable
+    service["spec"]["selector"] = dict(stable)
+    return objs
+
+
+def routing() -> list[dict[str, Any]]:
+    """The Gateway (served by the stand-in's HAProxy) and the HTTPRoute the Rollout moves weights on."""
+    return [gateway(NAMESPACE, GATEWAY, DEFAULT_CLASS), http_route(NAMESPACE, ROUTE, GATEWAY, [(DEPLOYMENT, 100)])]
+
+
+def asr_model(name: str, uri: str, sha256: str, lineage: dict[str, str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"version": name, "artifact": {"uri": uri, "sha256": sha256, "format": "funasr"}}
+    if lineage:
+        spec["lineage"] = lineage
+    return {"apiVersion": API, "kind": "ASRModel", "metadata": {"name": name, "namespace": NAMESPACE}, "spec": spec}
+
+
+def fine_tune_job(name: str, anchors: list[str], min_hours: float, window: tuple[str, str], golden_key: str,
+                  output_model: str) -> dict[str, Any]:
+    """A FineTuneJob over the streamers' reviewed recordings (created by hand today; # PLUG: RetrainPolicy
+    creates it from its template when minNewHours is crossed)."""
+    return {
+        "apiVersion": API, "kind": "FineTuneJob", "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "baseModel": {"name": BASE_MODEL},
+            "dataset": {"source": store_uri(), "anchorIds": anchors, "minHours": round(min_hours, 4),
+                        "window": {"start": window[0], "end": window[1]},
+                        "heldOut": {"validationFraction": 0.1, "goldenSetUri": f"{store_uri()}{golden_key}"}},
+            "hyperparameters": {"learningRate": trainer_demo.TINY_LR, "epochs": trainer_demo.TINY_EPOCHS,
+                                "batchSizeTokens": trainer_demo.TINY_BATCH_TOKENS, "warmupSteps": 20,
+                                "averageCheckpoints": 1},
+            "resources": {"gpus": 0, "cpu": "2", "memory": "4Gi"},
+            "placement": {"nodeSelector": PLACEMENT["nodeSelector"], "tolerations": PLACEMENT["tolerations"]},
+            "runPolicy": {"backoffLimit": 1},
+            "output": {"modelName": output_model, "storeUri": store_uri(), "version": name},
+            "evaluationGate": {"minImprovement": 0.05},
+            "trainerImage": "senseops/trainer:test",
+            "storeSecret": STORE_SECRET,
+            # PLUG: model image build — an image build target (the stack's registry) here makes the new
+            # ASRModel carry an image digest; the Rollout then mounts it as an image volume.
+        },
+    }
+
+
+def rollout(name: str, stable: str, candidate: str, prometheus_url: str) -> dict[str, Any]:
+    """5 → 50 → 100 with analysis on the candidate pods' RTF and final latency (the runtime's metrics)."""
+    def metric(metric_name: str, template: str, success_max: float) -> dict[str, Any]:
+        return {"name": metric_name, "successMax": success_max, "intervalSeconds": ANALYSIS_INTERVAL_S,
+                "failureLimit": 1, "inconclusiveLimit": 20,
+                "provider": {"prometheus": {"address": prometheus_url, "template": template, "window": "2m"}}}
+
+    return {
+        "apiVersion": API, "kind": "Rollout", "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "target": {"deployment": DEPLOYMENT, "service": DEPLOYMENT, "port": 80},
+            "stableModel": {"name": stable}, "candidateModel": {"name": candidate},
+            "trafficRouting": {"gatewayAPI": {"httpRoute": ROUTE}},
+            "steps": [{"setWeight": 5}, {"pause": {"durationSeconds": PAUSE_AT_5_S}}, {"analysis": {}},
+                      {"setWeight": 50}, {"pause": {"durationSeconds": PAUSE_AT_50_S}}, {"analysis": {}},
+                      {"setWeight": 100}],
+            # PLUG: quality gate — a live quality metric of the candidate joins these two when it exists.
+            "analysis": {"metrics": [
+                metric("rtf-p95-vs-stable", "rtf-p95-vs-stable", RTF_P95_VS_STABLE_MAX),
+                metric("final-latency-p95-vs-stable", "p95-final-latency-vs-stable", FINAL_LATENCY_P95_VS_STABLE_MAX)]},
+            "progressDeadlineSeconds": 600, "scaleDownDelaySeconds": 5,
+            # Streams already open on an aborted candidate finish before its pods go (a session is ~15 s).
+            # PLUG: stream draining — with the runtime draining streams on SIGTERM this delay can shrink.
+            "abortScaleDownDelaySeconds": 45,
+        },
+    }
