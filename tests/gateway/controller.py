@@ -103,7 +103,9 @@ class GatewayStandin:
         return list(items)
 
     def _list_core(self, fn: Callable[..., Any]) -> list[dict[str, Any]]:
-        items = self.api.sanitize_for_serialization(fn().items)
+        # Raw JSON, not the client's models: those refuse valid objects (an EndpointSlice of a Service scaled to
+        # zero has `endpoints: null`, which V1EndpointSlice rejects with a ValueError).
+        items = json.loads(fn(_preload_content=False).data).get("items") or []
         return list(items)
 
     def observe(self) -> Observation:
@@ -212,7 +214,9 @@ class GatewayStandin:
         """Mark the state dirty on every event of one kind; reconnects forever (the resync covers any gap)."""
         while not self.stopping.is_set():
             try:
-                for _ in watch.Watch().stream(list_fn, *args, timeout_seconds=max(5, int(self.resync_s))):
+                # return_type "object": events stay plain dicts (see _list_core for why not the models).
+                for _ in watch.Watch(return_type="object").stream(list_fn, *args,
+                                                                  timeout_seconds=max(5, int(self.resync_s))):
                     self.dirty.set()
                     if self.stopping.is_set():
                         return

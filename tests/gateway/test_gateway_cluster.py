@@ -264,3 +264,27 @@ def test_controller_restart_converges(gateway_dataplane: GatewayDataplane, backe
     assert split(port, 20) == {b: 20}
     gw = cluster.get_json("gateway", "web", "-n", ns)
     assert condition(gw, "Programmed")["status"] == "True"  # type: ignore[index]
+
+
+def test_a_service_scaled_to_zero_does_not_stop_the_controller(gateway_dataplane: GatewayDataplane,
+                                                               backend_pods: BackendPods, gw_namespace: str) -> None:
+    """An EndpointSlice without endpoints (a Deployment scaled to zero: a canary after promotion) is valid; the
+    Kubernetes client's models refuse it, so the controller reads raw JSON. Before that fix it stopped
+    programming HAProxy, and the next Rollout waited forever for its weight to be confirmed."""
+    cluster, ns = gateway_dataplane.cluster, gw_namespace
+    a, b = backend_pods.addresses[:2]
+    two_services(cluster, ns, [(a, True)], [(b, True)])
+    apply(cluster, gateway(ns, "web", GATEWAY_CLASS), http_route(ns, "zero", "web", [("svc-a", 100), ("svc-b", 0)]))
+    port = gateway_port(cluster, ns, "web")
+    backend = f"route.{ns}.zero.0"
+    wait_until("svc-a serving", lambda: gateway_dataplane.proxy.get_weight(backend, "svc-a:1") > 0)
+    # A third Service scaled to zero: its EndpointSlice has no endpoints field at all, and it stays that way.
+    empty = endpoint_slice(ns, "svc-c", [])
+    del empty["endpoints"]  # as the endpoint-slice controller writes it for a Service without pods
+    apply(cluster, service(ns, "svc-c"), empty)
+    assert cluster.get_json("endpointslice", "svc-c-test", "-n", ns).get("endpoints") is None
+    # The controller still reconciles: a new route weight reaches HAProxy, and traffic follows it.
+    route_weights(cluster, ns, "zero", 0, 100)
+    wait_until("svc-b serving", lambda: gateway_dataplane.proxy.get_weight(backend, "svc-b:1") > 0
+               and gateway_dataplane.proxy.get_weight(backend, "svc-a:1") == 0, timeout_s=30)
+    assert set(split(port, 20)) == {b}
