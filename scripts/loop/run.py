@@ -219,8 +219,8 @@ def publish(loop: Loop, model_dir: Path, name: str) -> tuple[str, str]:
 
 def phase_base(loop: Loop) -> None:
     """The tiny base model in the store, its ASRModel, the runtime Deployment, the Gateway and HTTPRoute."""
-    from senseops_common.testmodel import ensure_tiny_model
     from tests.procnode.workloads import ready_endpoints
+    from tests.testmodel import ensure_tiny_model
 
     model_dir = Path(ensure_tiny_model())
     uri, sha = publish(loop, model_dir, m.BASE_MODEL)
@@ -465,7 +465,7 @@ def phase_planted(loop: Loop) -> None:
     (garbage text, and every decode costs what the real model costs) — analysis aborts it."""
     ensure_stable_serving(loop)
     start_traffic(loop)
-    from senseops_common.testmodel.build import build_fullsize_random
+    from tests.testmodel.build import build_fullsize_random
 
     model_dir = STATE / "planted-fullsize-random"
     if not (model_dir / "model.pt").exists():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from senseops_common import speech
 from senseops_common.storage import StoreBase
-from senseops_common.testmodel import KNOWN_SENTENCES
+from tests.testmodel import KNOWN_SENTENCES
 
 
 def upload_golden_set(store: StoreBase, prefix: str, count: int = 4) -> list[str]:
@@ -36,7 +36,7 @@ def untrained_model_dir(trained: Path, out: Path, seed: int = 7) -> Path:
     """The trained tiny model's files with freshly initialised weights: same architecture, transcribes badly."""
     import torch
 
-    from senseops_common.testmodel import modeldir, train
+    from tests.testmodel import modeldir, train
 
     if (out / "model.pt").exists():
         return out

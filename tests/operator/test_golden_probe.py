@@ -74,7 +74,7 @@ def _runtime(model_dir: Path, work: Path, minio: MinioServer) -> RuntimeServer:
 def two_runtimes(minio_server: MinioServer, tmp_path_factory: pytest.TempPathFactory,
                  ) -> Iterator[tuple[RuntimeServer, RuntimeServer]]:
     """(trained tiny model, the same with random weights), both with HS256 auth."""
-    from senseops_common.testmodel import ensure_tiny_model
+    from tests.testmodel import ensure_tiny_model
 
     trained = Path(ensure_tiny_model())
     work = tmp_path_factory.mktemp("probe")

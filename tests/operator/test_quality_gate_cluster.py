@@ -41,8 +41,8 @@ def asr_model(name: str, artifact: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def world(local_cluster: ClusterHandle, process_node: ProcessNodeHandle, minio_server: MinioServer,
           gateway_dataplane: Any, tmp_path: Path) -> Iterator[tuple[ClusterHandle, str, str, OperatorProcess]]:  # noqa: F811
-    from senseops_common.testmodel import ensure_tiny_model
     from senseops_trainer.package import upload_model_dir
+    from tests.testmodel import ensure_tiny_model
 
     cluster = local_cluster
     cluster.kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))

@@ -30,8 +30,8 @@ from typing import Any
 import httpx
 import pytest
 
+from senseops_cli.rollout import main as rollout_cli
 from senseops_common.storage import local_directory_manifest
-from senseops_common.testmodel import ensure_tiny_model
 from senseops_operator.models.rollout import AnalysisMetric
 from senseops_operator.providers import QueryContext
 from senseops_operator.providers.templates import resolved_query
@@ -45,6 +45,7 @@ from tests.operator.rollout_e2e import CANARY, ROLLOUT, TARGET, Load, StatusReco
 from tests.procnode.launcher import ProcessNodeHandle
 from tests.procnode.workloads import jwt_secret, ready_endpoints
 from tests.servers.prometheus import PrometheusServer
+from tests.testmodel import ensure_tiny_model
 
 # Runtime pods load the model on two shared cores: the first test also pays for the stable pod and, alone, the
 # session's control plane, so the suite default of 900 s per test is too short here.
@@ -224,7 +225,9 @@ def test_good_candidate_5_50_100_matches_the_split_survives_operator_kills_and_i
     assert set(last) == {candidate}, set(last)  # all traffic on the stable Service, which serves v2 now
 
 
-def test_planted_regression_aborts_within_one_interval_and_traffic_returns_to_stable(fresh_rollout: Stage) -> None:
+def test_planted_regression_aborts_within_one_interval_and_traffic_returns_to_stable(
+    fresh_rollout: Stage, capsys: pytest.CaptureFixture[str],
+) -> None:
     """The candidate answers 500 on half its requests; the analysis sees the error ratio in Prometheus and
     aborts within one interval + 2 s of the breach being visible; weight 0; no failure after that; status and
     Events carry the measurement, its value, threshold and resolved query."""
@@ -272,6 +275,12 @@ def test_planted_regression_aborts_within_one_interval_and_traffic_returns_to_st
     value = f"{failed['value']:g}"
     for text in (status["abortReason"], *(e["message"] for e in stage.events() if e["reason"] == "AnalysisAbort")):
         assert value in text and f"<= {THRESHOLD}" in text and query in text, text
+    # The CLI shows the same: the abort, and the failing measurement with its value, threshold and query.
+    capsys.readouterr()
+    assert rollout_cli(["get", ROLLOUT, "-n", stage.ns, "--kubeconfig", str(stage.cluster.kubeconfig)]) == 0
+    shown = capsys.readouterr().out
+    # (the abort reason carries value, threshold and query, checked above; the measurement lines show the query)
+    assert f"aborted    {status['abortReason']}" in shown and f"query: {query}" in shown, shown
     assert status["stableModel"] == stable and stage.stable_version() == stable
     wait_until("the candidate scaled down after abortScaleDownDelaySeconds", lambda: stage.cluster.get_json(
         "deployment", CANARY, "-n", stage.ns)["spec"]["replicas"] == 0, timeout_s=60, interval_s=1)

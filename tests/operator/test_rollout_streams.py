@@ -111,7 +111,7 @@ def target(ns: str, model_dir: Path) -> list[dict[str, Any]]:
 def test_live_streams_are_never_cut_by_an_aborted_or_a_promoted_rollout(
         gateway_dataplane: GatewayDataplane, process_node: ProcessNodeHandle, gw_namespace: str,  # noqa: F811
         tmp_path: Path) -> None:
-    from senseops_common.testmodel import ensure_tiny_model
+    from tests.testmodel import ensure_tiny_model
 
     cluster, ns = gateway_dataplane.cluster, gw_namespace
     cluster.kubectl("apply", "--server-side", "-k", str(Path(__file__).resolve().parents[2] / "crds"))

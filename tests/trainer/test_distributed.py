@@ -85,7 +85,7 @@ def test_diverged(markers, verdict) -> None:
 
 def _tiny_lists(tmp: Path) -> tuple[Path, Path]:
     from senseops_common import speech
-    from senseops_common.testmodel.corpus import KNOWN_SENTENCES
+    from tests.testmodel.corpus import KNOWN_SENTENCES
 
     rows = []
     for i, sentence in enumerate(KNOWN_SENTENCES):
@@ -106,7 +106,7 @@ def test_two_gloo_ranks_all_reduce_and_rank_zero_saves(tmp_path: Path) -> None:
     """FunASR's own trainer, two CPU ranks under torchrun: each rank trains on its shard (different losses),
     the gradients are averaged (equal weights on both ranks), and rank 0's checkpoint holds those weights."""
     from senseops_common.speech import espeak_available
-    from senseops_common.testmodel import ensure_tiny_model
+    from tests.testmodel import ensure_tiny_model
 
     if not espeak_available():
         pytest.skip("espeak-ng is not installed (make debian)")
