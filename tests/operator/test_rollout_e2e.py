@@ -140,13 +140,15 @@ def stage(local_cluster: ClusterHandle, process_node: ProcessNodeHandle, gateway
     cluster.kubectl("wait", "--for=condition=Established", "crd/rollouts.senseops.dev", "--timeout=60s")
     ns = f"roe2e-{secrets.token_hex(3)}"
     cluster.kubectl("create", "namespace", ns)
-    model_dir = Path(ensure_tiny_model())
-    _, sha256, _ = local_directory_manifest(model_dir)
     # Outside /tmp: the runtime pods mount their own /tmp, and must see a model directory the test corrupts.
+    # Every file:// model lives under this one folder, the operator's file-artifact root (it refuses others).
     scratch = DEFAULT_ROOT / f"rollout-e2e-{os.getpid()}"
     scratch.mkdir(parents=True, exist_ok=True)
+    model_dir = scratch / "tiny"
+    shutil.copytree(ensure_tiny_model(), model_dir, dirs_exist_ok=True)
+    _, sha256, _ = local_directory_manifest(model_dir)
     operator = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", [ns],
-                               {}).start()
+                               {"SENSEOPS_FILE_ARTIFACT_ROOT": str(scratch)}).start()
     try:
         apply(cluster, jwt_secret(ns), *(asr_model(ns, v, model_dir, sha256) for v in ("v1", "v2", "v3", FAULTY)),
               *target(ns, model_dir, sha256, FAULT_ENV), gateway(ns, "web", GATEWAY_CLASS),

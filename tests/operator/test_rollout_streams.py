@@ -127,7 +127,9 @@ def test_live_streams_are_never_cut_by_an_aborted_or_a_promoted_rollout(
         models.append(model)
     apply(cluster, jwt_secret(ns), *models, *target(ns, model_dir), gateway(ns, "web", GATEWAY_CLASS),
           http_route(ns, "asr", "web", [("asr", 100)]))
-    operator = OperatorProcess(cluster.kubeconfig, tmp_path / "operator.log", [ns], {}).start()
+    # The operator hashes file:// models only under its file-artifact root: the tiny model's cache folder.
+    operator = OperatorProcess(cluster.kubeconfig, tmp_path / "operator.log", [ns],
+                               {"SENSEOPS_FILE_ARTIFACT_ROOT": str(model_dir.parent)}).start()
     stop = threading.Event()
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
