@@ -82,6 +82,8 @@ def export_graph(graph: torch.nn.Module, out_path: Path, output_names: list[str]
         # The legacy exporter is chosen on purpose (dynamo=False below); its deprecation notice is not news.
         warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export",
                                 category=DeprecationWarning)
+        # The tracer notes that torch.tensor([1, 2]) (the event/emotion query ids) becomes a constant: it is one.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         torch.onnx.export(
             graph,
             dummy,
