@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +33,7 @@ from scripts.loop.review import HELD_OUT_KEY, apply_review, write_held_out
 from scripts.loop.sampler import Sampler
 from scripts.loop.streamers import StreamerTeam, format_reports
 from scripts.loop.timeline import Recorder, format_phases, format_samples, format_timeline, format_weights
+from tests.common.environ import environment
 from tests.controlplane.fixtures import ClusterHandle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,20 +100,6 @@ class Loop:
 
     def get(self, *args: str) -> Any:
         return self.cluster.get_json(*args, "-n", m.NAMESPACE)
-
-
-@contextlib.contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 class LoopError(RuntimeError):

@@ -6,10 +6,8 @@ then verifies. A gate that cannot pass ends in Failed/GateFailed with nothing pu
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
 import secrets
 import tarfile
 import time
@@ -24,6 +22,7 @@ import yaml
 from senseops_common.layout import iter_segment_records
 from senseops_common.storage import StoreConfig, local_directory_manifest, open_store
 from senseops_trainer import demo, synthetic
+from tests.common.environ import environment
 from tests.controlplane.fixtures import ClusterHandle
 from tests.operator.operator_process import OperatorProcess
 from tests.procnode.fixtures import PLACEMENT
@@ -37,20 +36,6 @@ TRAIN_TIMEOUT_S = 900.0
 # A whole run (waiting for data, training, evaluation, export, image build) outlasts the suite's 900 s
 # per-test limit when the two cores are shared; the stage watches keep their own deadlines.
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(TRAIN_TIMEOUT_S + 900)]
-
-
-@contextlib.contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def operator_kubeconfig(cluster: ClusterHandle, target: Path) -> Path:

@@ -18,12 +18,13 @@ import pytest
 
 from senseops_common.storage import StoreConfig, open_store
 from senseops_operator.providers.golden import PROBE_SECRET_ENV
+from tests.common.environ import environment
 from tests.controlplane.fixtures import ClusterHandle
 from tests.gateway.conftest import GATEWAY_CLASS, gateway_crds, gateway_dataplane  # noqa: F401 - fixtures
 from tests.gateway.helpers import gateway, http_route
 from tests.operator.golden import untrained_model_dir, upload_golden_set
 from tests.operator.operator_process import OperatorProcess
-from tests.operator.test_finetunejob_e2e import environment, operator_kubeconfig
+from tests.operator.test_finetunejob_e2e import operator_kubeconfig
 from tests.operator.test_rollout_cluster import kubectl_apply
 from tests.procnode.launcher import ProcessNodeHandle
 from tests.procnode.workloads import RUNTIME_SECRET, jwt_secret, runtime_deployment

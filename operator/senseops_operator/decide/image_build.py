@@ -23,6 +23,7 @@ from senseops_operator.decide.training_job import (
     STORE_SECRET_DIR,
     child_name,
     owner_reference,
+    placement_fields,
 )
 
 BUILD_CONTAINER = "build"
@@ -157,12 +158,7 @@ def render_build_job(owner: Mapping[str, Any], artifact_uri: str, sha256: str,
         }],
         "volumes": volumes,
     }
-    if placement.get("nodeSelector"):
-        pod_spec["nodeSelector"] = dict(placement["nodeSelector"])
-    if placement.get("tolerations"):
-        pod_spec["tolerations"] = [dict(t) for t in placement["tolerations"]]
-    if placement.get("priorityClassName"):
-        pod_spec["priorityClassName"] = placement["priorityClassName"]
+    pod_spec.update(placement_fields(placement))
     run_policy = spec.get("runPolicy") or {}
     return {
         "apiVersion": "batch/v1", "kind": "Job",

@@ -207,6 +207,18 @@ def pod_failure_policy() -> dict[str, Any]:
     ]}
 
 
+def placement_fields(placement: Mapping[str, Any]) -> dict[str, Any]:
+    """The pod-spec fields a FineTuneJob's ``placement`` sets (only those it names)."""
+    out: dict[str, Any] = {}
+    if placement.get("nodeSelector"):
+        out["nodeSelector"] = dict(placement["nodeSelector"])
+    if placement.get("tolerations"):
+        out["tolerations"] = [dict(t) for t in placement["tolerations"]]
+    if placement.get("priorityClassName"):
+        out["priorityClassName"] = placement["priorityClassName"]
+    return out
+
+
 def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
     meta = owner["metadata"]
     return {"apiVersion": c.API_VERSION, "kind": "FineTuneJob", "name": meta["name"], "uid": meta["uid"],
@@ -269,12 +281,7 @@ def render(owner: Mapping[str, Any], base_model_uri: str, service_account: str,
         }],
         "volumes": volumes,
     }
-    if placement.get("nodeSelector"):
-        pod_spec["nodeSelector"] = dict(placement["nodeSelector"])
-    if placement.get("tolerations"):
-        pod_spec["tolerations"] = [dict(t) for t in placement["tolerations"]]
-    if placement.get("priorityClassName"):
-        pod_spec["priorityClassName"] = placement["priorityClassName"]
+    pod_spec.update(placement_fields(placement))
     backoff_limit = int(run_policy.get("backoffLimit", c.DEFAULT_BACKOFF_LIMIT))
     nodes = int(resources.get("nodes", 1))
     job_spec: dict[str, Any] = {
