@@ -105,7 +105,8 @@ def test_websocket_stream_through_the_gateway_survives_weight_changes(
     deploy(gateway_dataplane, ns, "rt-b", 1)
     apply(cluster, gateway(ns, "web", GATEWAY_CLASS), http_route(ns, "asr", "web", [("rt-a", 50), ("rt-b", 50)]))
     port = gateway_port(cluster, ns, "web")
-    _get(port, 2)
+    # The Gateway is Programmed before the stand-in has put the route in HAProxy's config: 404 until then.
+    wait_until("the route serving through the gateway", lambda: _get(port, 2), timeout_s=60, interval_s=0.5)
 
     changed = threading.Event()
 
