@@ -53,6 +53,9 @@ FIRST_TRIGGER = f"{m.POLICY}-1"  # the policy's first FineTuneJob, and the Rollo
 TUNED_MODEL = f"{m.TUNED_PREFIX}-1"
 PLANTED_MODEL = "planted-slow"
 PLANTED_ROLLOUT = "planted-1"
+# What run.json keeps of a run's facts (the full-loop test reads them).
+FACTS = ("live_base_cer", "reviewed_seconds", "cer", "image", "release", "planted", "rollback_reason",
+         "highest_weight", "planted_route_weight_max", "errors_after_rollback")
 CRDS = ("asrmodels", "finetunejobs", "rollouts", "retrainpolicies")
 
 
@@ -327,10 +330,10 @@ def phase_finetune(loop: Loop) -> None:
                f"{hours:.4f} h of reviewed audio")
     trigger = wait_for("the RetrainPolicy to create its FineTuneJob", lambda: _policy_status(loop).get("lastTrigger"),
                        300, 2)
-    data = _policy_status(loop).get("newData") or {}
+    counted = sum(float(a.get("hours") or 0) for a in trigger.get("anchors") or [])
     loop.event("finetune", f"RetrainPolicy {m.POLICY} created FineTuneJob {trigger['fineTuneJob']}",
-               f"new good audio {data.get('summary') or '?'} ≥ minNewHours; audio recorded before "
-               f"{trigger['cutoff']} goes to this job")
+               f"{counted:.4f} h of new good audio (its filters) ≥ minNewHours {need:.4f} h; audio recorded "
+               f"before {trigger['cutoff']} goes to this job")
     # The streamers keep recording during the releases: their new audio would cross the scaled-down threshold
     # again and start a second training on the two shared cores. Suspend stops triggers, not releases.
     loop.cluster.kubectl("patch", "retrainpolicy", m.POLICY, "-n", m.NAMESPACE, "--type=merge",
@@ -528,7 +531,12 @@ def phase_planted(loop: Loop) -> None:
     loop.apply(m.rollout(PLANTED_ROLLOUT, stable, PLANTED_MODEL, loop.stack["prometheus"]["url"]))
     loop.event("planted", f"Rollout {PLANTED_ROLLOUT} made by hand from the policy's release template: {stable} → "
                f"{PLANTED_MODEL}", "the same quality gate and analysis as every release")
+    planted_at = loop.now()
     status = follow_rollout(loop, "planted", PLANTED_ROLLOUT)
+    # The gateway's side of "never reached 100 %": the HTTPRoute weights the sampler read during this round.
+    loop.facts["planted_route_weight_max"] = max(
+        (x.candidate_weight for x in loop.recorder.samples if x.t >= planted_at and x.candidate_weight is not None),
+        default=None)
     loop.facts["planted"] = status.get("outcome")
     loop.facts["rollback_reason"] = status.get("abortReason")
     rolled_back = time.monotonic()
@@ -586,7 +594,7 @@ def report(loop: Loop) -> None:
         print(f"rollback reason: {loop.facts['rollback_reason']}")
     print("\n=== wall time per phase ===")
     print(format_phases(loop.recorder.phases))
-    loop.recorder.dump(STATE / "run.json")
+    loop.recorder.dump(STATE / "run.json", {k: v for k, v in loop.facts.items() if k in FACTS})
     if loop.recorder.samples:
         chart = draw(loop.recorder.samples, loop.recorder.events, STATE / "loop.png")
         print(f"\nchart: {chart.relative_to(ROOT)}   events and samples: {(STATE / 'run.json').relative_to(ROOT)}")
