@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from senseops_operator.decide.image_build import LABEL_PREFIX, image_labels
 from senseops_operator.decide.rollout_workloads import (
     candidate_deployment,
     candidate_service,
@@ -69,7 +70,20 @@ def test_candidate_with_a_model_image_mounts_it_by_digest() -> None:
     volume = next(v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "model")
     assert volume == {"name": "model", "image": {"reference": f"reg:5000/models/m:v2@{DIGEST}",
                                                  "pullPolicy": "IfNotPresent"}}
-    assert env(d)["SENSEOPS_MODEL_URI"] == "file:///models/models"
+    assert env(d)["SENSEOPS_MODEL_URI"] == "file:///models/models/v2/2/"
+
+
+def test_a_model_image_is_read_where_the_image_build_put_its_files() -> None:
+    # Regression (found by the whole-loop demo): the runtime was pointed at /models/models while a
+    # FineTuneJob's image holds the files under models/{name}/{version}/; the pod never became ready.
+    spec = {"output": {"modelName": "tuned-1", "version": "retrain-1"}, "baseModel": {"name": "base"}}
+    labels = image_labels("retrain-1", "ns", spec, SHA, "s3://bk/models/tuned-1/retrain-1/", None)
+    model = ASRModelSpec.model_validate({"version": "retrain-1",
+                                         "artifact": {"uri": "s3://bk/models/tuned-1/retrain-1/", "sha256": SHA}})
+    d = candidate_deployment(TARGET, "r", OWNER, "tuned-1", model, V2_IMAGE, 1)
+    mounts = {m["name"]: m["mountPath"] for m in d["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert env(d)["SENSEOPS_MODEL_URI"] == f"file://{mounts['model']}{labels[f'{LABEL_PREFIX}.model.path']}"
+    assert env(d)["SENSEOPS_MODEL_URI"] == "file:///models/models/tuned-1/retrain-1/"
 
 
 def test_candidate_service_selects_only_candidate_pods() -> None:

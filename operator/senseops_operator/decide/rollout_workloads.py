@@ -30,7 +30,14 @@ INSTANCE_LABEL = "app.kubernetes.io/instance"
 ROLLOUT_LABEL = "senseops.dev/rollout"
 MODEL_ENV = ("SENSEOPS_MODEL_URI", "SENSEOPS_MODEL_SHA256", "SENSEOPS_MODEL_VERSION")
 MODEL_VOLUME = "model"
-IMAGE_MODEL_URI = "file:///models/models"  # files under models/ in the image, mounted at /models
+IMAGE_MOUNT = "/models"  # where the model image volume is mounted in the runtime container
+
+
+def image_model_uri(name: str, version: str) -> str:
+    """Where a model image's files are in the runtime container: the image build (``decide/image_build.py``,
+    label ``dev.senseops.model.path``) puts them under ``/models/{name}/{version}/`` in the image, and the
+    image is mounted at ``IMAGE_MOUNT``."""
+    return f"file://{IMAGE_MOUNT}/models/{name}/{version}/"
 
 
 def canary_name(rollout: str) -> str:
@@ -40,7 +47,7 @@ def canary_name(rollout: str) -> str:
 def model_env(name: str, spec: ASRModelSpec, status: ASRModelStatus | None) -> dict[str, str]:
     """The runtime's model settings for one ASRModel."""
     image = _image_ref(spec, status)
-    uri = IMAGE_MODEL_URI if image else spec.artifact.uri
+    uri = image_model_uri(name, spec.version) if image else spec.artifact.uri
     return {"SENSEOPS_MODEL_URI": uri, "SENSEOPS_MODEL_SHA256": spec.artifact.sha256, "SENSEOPS_MODEL_VERSION": name}
 
 
@@ -68,7 +75,7 @@ def _with_model(pod_spec: dict[str, Any], name: str, spec: ASRModelSpec, status:
                                                                            "pullPolicy": "IfNotPresent"}}]
         for mount in runtime.get("volumeMounts") or []:
             if mount.get("name") == MODEL_VOLUME:
-                mount["mountPath"] = "/models"
+                mount["mountPath"] = IMAGE_MOUNT
         if spec.image is not None and spec.image.pull_secret:
             secrets = [s for s in pod_spec.get("imagePullSecrets") or [] if s.get("name") != spec.image.pull_secret]
             pod_spec["imagePullSecrets"] = [*secrets, {"name": spec.image.pull_secret}]
