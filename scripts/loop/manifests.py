@@ -34,9 +34,13 @@ GATE_MAX_DEGRADATION = 0.05  # candidate CER may exceed stable's by at most 5 po
 GATE_INTERVAL_S = 120
 # Rollout analysis: the runtime's own metrics through the operator's built-in templates, candidate relative
 # to stable (on a shared 2-core machine the tiny model's own p95 RTF swings from 0.05 to 0.5 with the load;
-# a ratio cancels that). A candidate of the same size measures about 1.
-RTF_P95_VS_STABLE_MAX = 3.0
+# a ratio cancels that). A candidate of the same size measures about 1 — but while another job loaded both
+# cores (mypy during a run) the good tuned model measured 3.48 and 3.25 at 5 % and was rolled back. The
+# quality gate is what stops a wrong model here, so the latency analysis only has to catch a much slower one
+# (the planted full-size model measured 3.0–5.8) and tolerates two bad readings.
+RTF_P95_VS_STABLE_MAX = 4.0
 FINAL_LATENCY_P95_VS_STABLE_MAX = 2.5
+ANALYSIS_FAILURE_LIMIT = 2
 ANALYSIS_INTERVAL_S = 15
 PAUSE_AT_5_S = 60
 PAUSE_AT_50_S = 40
@@ -138,7 +142,7 @@ def rollout_template(prometheus_url: str) -> dict[str, Any]:
     final latency (the runtime's metrics in Prometheus)."""
     def metric(metric_name: str, template: str, success_max: float) -> dict[str, Any]:
         return {"name": metric_name, "successMax": success_max, "intervalSeconds": ANALYSIS_INTERVAL_S,
-                "failureLimit": 1, "inconclusiveLimit": 20,
+                "failureLimit": ANALYSIS_FAILURE_LIMIT, "inconclusiveLimit": 20,
                 "provider": {"prometheus": {"address": prometheus_url, "template": template, "window": "2m"}}}
 
     return {

@@ -3,12 +3,16 @@ ready pods are read back (pure)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from senseops_operator.decide.image_build import LABEL_PREFIX, image_labels
 from senseops_operator.decide.rollout_workloads import (
+    IMAGE_MOUNT,
+    MODEL_VOLUME,
     candidate_deployment,
     candidate_service,
     drain_grace_seconds,
@@ -25,6 +29,8 @@ V2 = ASRModelSpec.model_validate({"version": "2", "artifact": {"uri": "s3://mode
 DIGEST = "sha256:" + "cd" * 32
 V2_IMAGE = ASRModelStatus.model_validate({"image": {"reference": "reg:5000/models/m:v2", "digest": DIGEST}})
 TARGET, STABLE_SVC = runtime_deployment("ns", None, name="asr", version="v1", replicas=4)
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOYMENT_MANIFEST = yaml.safe_load((ROOT / "manifests" / "runtime" / "deployment.yaml").read_text())
 
 
 def env(obj: dict[str, Any]) -> dict[str, str]:
@@ -67,10 +73,16 @@ def test_stable_selectors_never_match_candidate_pods(name: str, service_selector
 
 def test_candidate_with_a_model_image_mounts_it_by_digest() -> None:
     d = candidate_deployment(TARGET, "r", OWNER, "v2", V2, V2_IMAGE, 1)
-    volume = next(v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "model")
-    assert volume == {"name": "model", "image": {"reference": f"reg:5000/models/m:v2@{DIGEST}",
-                                                 "pullPolicy": "IfNotPresent"}}
-    assert env(d)["SENSEOPS_MODEL_URI"] == "file:///models/models/v2/2/"
+    pod = d["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == MODEL_VOLUME)
+    assert volume == {"name": MODEL_VOLUME, "image": {"reference": f"reg:5000/models/m:v2@{DIGEST}",
+                                                      "pullPolicy": "IfNotPresent"}}
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": MODEL_VOLUME, "mountPath": IMAGE_MOUNT, "readOnly": True} in mounts
+    assert env(d)["SENSEOPS_MODEL_URI"] == f"file://{IMAGE_MOUNT}/models/v2/2/"
+    # the template's own volumes stay as they were (the test workload's hostPath "model")
+    assert next(v for v in pod["volumes"] if v["name"] == "model") == \
+        next(v for v in TARGET["spec"]["template"]["spec"]["volumes"] if v["name"] == "model")
 
 
 def test_a_model_image_is_read_where_the_image_build_put_its_files() -> None:
@@ -82,8 +94,27 @@ def test_a_model_image_is_read_where_the_image_build_put_its_files() -> None:
                                          "artifact": {"uri": "s3://bk/models/tuned-1/retrain-1/", "sha256": SHA}})
     d = candidate_deployment(TARGET, "r", OWNER, "tuned-1", model, V2_IMAGE, 1)
     mounts = {m["name"]: m["mountPath"] for m in d["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
-    assert env(d)["SENSEOPS_MODEL_URI"] == f"file://{mounts['model']}{labels[f'{LABEL_PREFIX}.model.path']}"
-    assert env(d)["SENSEOPS_MODEL_URI"] == "file:///models/models/tuned-1/retrain-1/"
+    assert env(d)["SENSEOPS_MODEL_URI"] == f"file://{mounts[MODEL_VOLUME]}{labels[f'{LABEL_PREFIX}.model.path']}"
+
+
+@pytest.mark.parametrize("manifest", ["test workload (hostPath volume 'model')", "manifests/runtime (no model volume)"])
+def test_moving_the_stable_deployment_to_a_model_image_adds_its_own_volume_and_mount(manifest: str) -> None:
+    # Regression (found by the whole-loop demo): the stable patch merged `image` into the Deployment's own
+    # "model" volume (hostPath) — the API refused it (422: one volume type only) and promotion never ended;
+    # and a Deployment without a "model" mount (manifests/runtime) would never have mounted the image.
+    target = TARGET if manifest.startswith("test") else DEPLOYMENT_MANIFEST
+    p = stable_model_patch(target, "v2", V2, V2_IMAGE)
+    pod = p["spec"]["template"]["spec"]
+    assert pod["volumes"] == [{"name": MODEL_VOLUME, "image": {"reference": f"reg:5000/models/m:v2@{DIGEST}",
+                                                                "pullPolicy": "IfNotPresent"}}]
+    container = pod["containers"][0]
+    assert container["volumeMounts"] == [{"name": MODEL_VOLUME, "mountPath": IMAGE_MOUNT, "readOnly": True}]
+    assert {e["name"]: e["value"] for e in container["env"]}["SENSEOPS_MODEL_URI"] == \
+        f"file://{IMAGE_MOUNT}/models/v2/2/"
+    # its volume name and mount path are free in the Deployment it is applied to
+    template = target["spec"]["template"]["spec"]
+    assert MODEL_VOLUME not in {v["name"] for v in template.get("volumes") or []}
+    assert IMAGE_MOUNT not in {m["mountPath"] for c in template["containers"] for m in c.get("volumeMounts") or []}
 
 
 def test_candidate_service_selects_only_candidate_pods() -> None:
