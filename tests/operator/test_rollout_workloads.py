@@ -111,6 +111,7 @@ def test_moving_the_stable_deployment_to_a_model_image_adds_its_own_volume_and_m
     assert container["volumeMounts"] == [{"name": MODEL_VOLUME, "mountPath": IMAGE_MOUNT, "readOnly": True}]
     assert {e["name"]: e["value"] for e in container["env"]}["SENSEOPS_MODEL_URI"] == \
         f"file://{IMAGE_MOUNT}/models/v2/2/"
+    assert "imagePullSecrets" not in pod  # V2 names no pull secret
     # its volume name and mount path are free in the Deployment it is applied to
     template = target["spec"]["template"]["spec"]
     assert MODEL_VOLUME not in {v["name"] for v in template.get("volumes") or []}
@@ -203,3 +204,13 @@ def test_candidate_grace_fits_the_runtime_drain(
 def test_stable_patch_leaves_the_grace_period_to_git() -> None:
     patch = stable_model_patch(TARGET, "v2", V2, None)
     assert "terminationGracePeriodSeconds" not in patch["spec"]["template"]["spec"]
+
+
+def test_moving_the_stable_deployment_to_a_private_model_image_pulls_with_its_secret() -> None:
+    # Regression (found by the whole-loop demo): the candidate pulled with the model's pullSecret, the stable
+    # Deployment did not (401 from the registry) and promotion never ended.
+    private = ASRModelSpec.model_validate({"version": "2", "artifact": {"uri": "s3://models/m/v2/", "sha256": SHA},
+                                           "image": {"reference": f"reg:5000/models/m@{DIGEST}", "pullSecret": "push"}})
+    stable = stable_model_patch(TARGET, "v2", private, None)["spec"]["template"]["spec"]
+    candidate = candidate_deployment(TARGET, "r", OWNER, "v2", private, None, 1)["spec"]["template"]["spec"]
+    assert stable["imagePullSecrets"] == candidate["imagePullSecrets"] == [{"name": "push"}]

@@ -184,6 +184,8 @@ def stable_model_patch(target: dict[str, Any], model: str, model_spec: ASRModelS
         # Owned by the operator: a later apply without them (a model from the store) removes them again.
         container["volumeMounts"] = [m for m in runtime["volumeMounts"] if m.get("name") == MODEL_VOLUME]
         spec["volumes"] = [v for v in pod_spec["volumes"] if v.get("name") == MODEL_VOLUME]
+        if model_spec.image is not None and model_spec.image.pull_secret:
+            spec["imagePullSecrets"] = [{"name": model_spec.image.pull_secret}]
     meta = target.get("metadata") or {}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
