@@ -59,7 +59,7 @@ test: deps ## run every test (unit, integration on the local control plane and s
 test-fast: venv debian minio ## only the tests that need no cluster and no model (servers such as MinIO are fine)
 	$(PYTEST) -m "not cluster and not slow and not model" $(PYTEST_ARGS)
 
-demo: deps ## the main job: the whole loop unattended (record, retrain, release, roll back; scripts/loop, ~30 min)
+demo: deps ## the main job: the whole loop unattended (record, retrain, release, roll back; scripts/loop, 12–30 min)
 	$(MAKE) --no-print-directory demo-loop
 
 demo-parts: deps ## the parts one by one: control plane + CRDs + operator + samples, then runtime and trainer demos

@@ -7,7 +7,7 @@ demo-loop: deps ## the whole loop on the local stack: streamers record, fine-tun
 demo-loop-down: ## remove what demo-loop made and stop the stack
 	$(PY) -m scripts.loop down
 
-test-loop: deps ## the whole loop as an end-to-end test (~30 min; marker loop_full, which `make test` leaves out)
+test-loop: deps ## the whole loop as an end-to-end test (12–30 min; marker loop_full, which `make test` leaves out)
 	$(PYTEST) -m loop_full tests/loop/test_loop_full_e2e.py $(PYTEST_ARGS)
 
 lint-loop: venv ## ruff and mypy --strict on scripts/loop and its tests

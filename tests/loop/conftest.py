@@ -1,4 +1,4 @@
-"""The full loop (marker ``loop_full``) takes about half an hour: it runs only when ``-m`` names it
+"""The full loop (marker ``loop_full``) takes 12–30 minutes: it runs only when ``-m`` names it
 (``make test-loop``), so ``make test`` and a plain ``pytest`` leave it out and say so."""
 
 from __future__ import annotations

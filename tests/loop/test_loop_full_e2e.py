@@ -1,7 +1,8 @@
-"""The whole loop end to end, exactly as `make demo-loop` runs it (about half an hour on two cores; marker
-``loop_full``, run by `make test-loop`, left out of `make test`): on the local stack, streamers record, the
-RetrainPolicy creates the FineTuneJob, the model image goes to the stack's registry, the policy's Rollout
-promotes the new model while the streamers stream, and a planted bad candidate is rolled back.
+"""The whole loop end to end, exactly as `make demo-loop` runs it (12 min at low load, about half an hour on
+a busy two-core machine; marker ``loop_full``, run by `make test-loop`, left out of `make test`): on the local
+stack, streamers record, the RetrainPolicy creates the FineTuneJob, the model image goes to the stack's
+registry, the policy's Rollout promotes the new model while the streamers stream, and a planted bad candidate
+is rolled back.
 
 It asserts the issue's Must-show lines from the run's facts (.demo-loop/run.json)."""
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,8 +31,11 @@ def test_the_whole_loop_promotes_the_tuned_model_and_rolls_the_planted_one_back(
     output = done.stdout
     (STATE / "test-loop.log").write_text(output)
     assert done.returncode == 0, output[-6000:]
-    facts = json.loads(run_json.read_text())["facts"]
+    assert_must_show(json.loads(run_json.read_text())["facts"], output, STATE / "loop.png")
 
+
+def assert_must_show(facts: dict[str, Any], output: str, chart: Path) -> None:
+    """The issue's Must-show lines, from a run's facts and its printed output."""
     # Round 1: promoted, and the new model is better than the base on held-out domain speech.
     assert facts["release"] == "Promoted", facts
     cer = facts["cer"]
@@ -43,4 +49,4 @@ def test_the_whole_loop_promotes_the_tuned_model_and_rolls_the_planted_one_back(
     # What the reader sees: the printed lines and the chart.
     assert f"held-out CER: base {cer['base']}  new {cer['new']}" in output
     assert "rollback reason:" in output and "outcome Promoted" in output and "outcome RolledBack" in output
-    assert (STATE / "loop.png").stat().st_size > 10_000
+    assert chart.stat().st_size > 10_000
