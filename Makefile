@@ -59,12 +59,16 @@ test: deps ## run every test (unit, integration on the local control plane and s
 test-fast: venv debian minio ## only the tests that need no cluster and no model (servers such as MinIO are fine)
 	$(PYTEST) -m "not cluster and not slow and not model" $(PYTEST_ARGS)
 
-demo: deps ## the main job: control plane + CRDs + operator + samples, then runtime and trainer demos
+demo: deps ## the main job: the whole loop unattended (record, retrain, release, roll back; scripts/loop, 12–30 min)
+	$(MAKE) --no-print-directory demo-loop
+
+demo-parts: deps ## the parts one by one: control plane + CRDs + operator + samples, then runtime and trainer demos
 	$(PY) scripts/demo.py
 	$(MAKE) --no-print-directory demo-runtime
 	$(MAKE) --no-print-directory train-demo
 
-demo-down: ## stop what `make demo` left running
+demo-down: ## stop what `make demo` (and `make demo-parts`) left running
+	$(MAKE) --no-print-directory demo-loop-down
 	$(PY) scripts/demo.py down
 
 clean: ## remove local state (.cluster, .demo); caches in ~/.cache/senseops are kept

@@ -5,8 +5,12 @@
 
 Every phase records events (what happened and why) and its wall time; the end prints the timeline, the
 streamers' table, the weights over time, the CER of base and new model on held-out speech, the rollback
-reason, and writes .demo-loop/loop.png and .demo-loop/run.json. Pieces being built elsewhere are marked
-``# PLUG:`` where they will replace what this script does by hand today.
+reason, and writes .demo-loop/loop.png and .demo-loop/run.json.
+
+Round 1 is the operator's own loop: a RetrainPolicy (threshold scaled down) creates the FineTuneJob when the
+reviewed audio is in; the job trains, evaluates, builds the model image into the stack's registry and
+publishes the ASRModel; the policy's release template creates the Rollout (quality gate, 5 → 50 → 100 with
+analysis) while the streamers keep streaming. Round 2 plants a bad candidate by hand with the same template.
 """
 
 from __future__ import annotations
@@ -45,8 +49,14 @@ PHASES = ("stack", "base", "record", "finetune", "release", "planted")
 READY_TIMEOUT_S = 600.0
 TRAIN_TIMEOUT_S = 1500.0
 ROLLOUT_TIMEOUT_S = 900.0
-TUNED_MODEL = "tuned-1"
+FIRST_TRIGGER = f"{m.POLICY}-1"  # the policy's first FineTuneJob, and the Rollout that releases its model
+TUNED_MODEL = f"{m.TUNED_PREFIX}-1"
 PLANTED_MODEL = "planted-slow"
+PLANTED_ROLLOUT = "planted-1"
+# What run.json keeps of a run's facts (the full-loop test reads them).
+FACTS = ("live_base_cer", "reviewed_seconds", "cer", "image", "release", "planted", "rollback_reason",
+         "highest_weight", "planted_route_weight_max", "errors_after_rollback")
+CRDS = ("asrmodels", "finetunejobs", "rollouts", "retrainpolicies")
 
 
 def say(text: str) -> None:
@@ -84,6 +94,12 @@ class Loop:
         if "gateway_port" not in self.facts:  # a run resumed with --from
             self.facts["gateway_port"] = gateway_port(self)
         return f"http://127.0.0.1:{self.facts['gateway_port']}"
+
+    @property
+    def registry_auth(self) -> Path | None:
+        """The stack registry's docker config (None: a stack without a registry, as in the short e2e test)."""
+        registry = self.stack.get("registry")
+        return Path(registry["docker_config"]) / "config.json" if registry else None
 
     @property
     def stream_url(self) -> str:
@@ -128,7 +144,7 @@ def phase_stack(loop: Loop) -> None:
     """The stack is up (tests.stack), the CRDs, a clean namespace and bucket, the store Secret, the operator."""
     cluster = loop.cluster
     cluster.kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))
-    for plural in ("asrmodels", "finetunejobs", "rollouts"):
+    for plural in CRDS:
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{plural}.senseops.dev", "--timeout=60s")
     start_operator(loop)
     reset_namespace(loop)
@@ -138,18 +154,28 @@ def phase_stack(loop: Loop) -> None:
 
     cluster.kubectl("create", "secret", "generic", m.STORE_SECRET, "-n", m.NAMESPACE,
                     *[f"--from-literal={k}={v}" for k, v in loop.store_env.items()])
+    if loop.registry_auth is not None:  # the image build Job pushes with it
+        cluster.kubectl("create", "secret", "generic", m.PUSH_SECRET, "-n", m.NAMESPACE,
+                        "--type=kubernetes.io/dockerconfigjson", f"--from-file=.dockerconfigjson={loop.registry_auth}")
     loop.apply(jwt_secret(m.NAMESPACE))
     loop.event("stack", f"namespace {m.NAMESPACE}, bucket {m.BUCKET}, operator running",
                f"control plane, process node, MinIO, registry, Prometheus, gateway from {STACK_STATE.name}")
 
 
 def start_operator(loop: Loop) -> None:
+    """The operator for the loop's namespace: store credentials, the runtime's JWT secret for the quality gate's
+    golden probes, and its own copy of the registry credentials (it reads image digests back)."""
+    from senseops_operator.providers.golden import PROBE_SECRET_ENV
     from tests.operator.operator_process import OperatorProcess
+    from tests.procnode.workloads import RUNTIME_SECRET
 
     stop_operator(loop.state)
     (loop.state / "logs").mkdir(parents=True, exist_ok=True)
+    env = {**loop.store_env, PROBE_SECRET_ENV: RUNTIME_SECRET}
+    if loop.registry_auth is not None:
+        env["SENSEOPS_REGISTRY_AUTH_FILE"] = str(loop.registry_auth)
     operator = OperatorProcess(loop.cluster.kubeconfig, loop.state / "logs" / "operator.log", [m.NAMESPACE],
-                               loop.store_env).start()
+                               env).start()
     assert operator.proc is not None
     (loop.state / "operator.pid").write_text(str(operator.proc.pid))
     loop.facts["operator"] = operator
@@ -175,7 +201,7 @@ def reset_namespace(loop: Loop) -> None:
     cluster = loop.cluster
     if cluster.kubectl("get", "namespace", m.NAMESPACE, check=False).returncode != 0:
         return
-    for kinds in ("rollouts", "finetunejobs", "asrmodels"):
+    for kinds in ("retrainpolicies", "rollouts", "finetunejobs", "asrmodels"):
         cluster.kubectl("delete", kinds, "--all", "-n", m.NAMESPACE, "--timeout=120s", check=False)
     cluster.kubectl("delete", "httproutes,gateways", "--all", "-n", m.NAMESPACE, "--timeout=60s", check=False)
     cluster.kubectl("delete", "namespace", m.NAMESPACE, "--timeout=300s", check=False)
@@ -271,8 +297,11 @@ def phase_record(loop: Loop) -> None:
                "the live model's lines are kept under review/live/")
     session_ts = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     count = write_held_out(store, held_out(), session_ts)
-    loop.event("record", f"held-out set: {count} sentences no streamer said, as {HELD_OUT_KEY}",
-               "the evaluation gate scores base and new model on them")
+    store.put(m.GOLDEN_MANIFEST, m.golden_manifest(store.get_bytes(HELD_OUT_KEY).decode()).encode())
+    loop.event("record", f"held-out set: {count} sentences no streamer said, as {HELD_OUT_KEY} (and "
+               f"{m.GOLDEN_MANIFEST} for the quality gate)",
+               "the FineTuneJob's evaluation gate scores base and new model on them; the Rollout's quality gate "
+               "sends them through candidate and stable pods")
 
 
 def _recorded_ids(store: Any, anchors: dict[str, str]) -> set[str]:
@@ -285,37 +314,61 @@ def _recorded_ids(store: Any, anchors: dict[str, str]) -> set[str]:
 
 
 def phase_finetune(loop: Loop) -> None:
-    """A FineTuneJob over the reviewed recordings, trained on the process node; its ASRModel verified."""
+    """The RetrainPolicy sees the reviewed audio and creates the FineTuneJob: training, evaluation, image build."""
+    registry = loop.stack.get("registry")
+    if registry is None:
+        raise LoopError(f"{STACK_STATE} names no OCI registry: the FineTuneJob's image build needs one")
     hours = float(loop.facts.get("reviewed_seconds") or _reviewed_seconds(loop)) / 3600
-    now = datetime.now(UTC)
-    window = ((now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-              (now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    need = hours * m.MIN_HOURS_SHARE
+    window_start = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     anchors = [s.anchor_id for s in streamers()]
-    # PLUG: RetrainPolicy — the policy creates this FineTuneJob from its template when an anchor's new good
-    # audio crosses minNewHours; the demo creates it directly with the threshold scaled down.
-    job = m.fine_tune_job("retrain-1", anchors, hours * m.MIN_HOURS_SHARE, window, HELD_OUT_KEY, TUNED_MODEL)
-    loop.apply(job)
-    loop.event("finetune", f"FineTuneJob retrain-1 created: {len(anchors)} anchors, minHours "
-               f"{hours * m.MIN_HOURS_SHARE:.4f}", f"{hours:.4f} h of reviewed audio recorded (threshold scaled down)")
+    loop.apply(m.retrain_policy(anchors, need, window_start, HELD_OUT_KEY, str(registry["host"]),
+                                loop.stack["prometheus"]["url"]))
+    loop.event("finetune", f"RetrainPolicy {m.POLICY} applied: train when the {len(anchors)} anchors have "
+               f"{need:.4f} h of new good audio (minNewHours, all anchors together)",
+               f"the seed's 3 h per streamer, scaled down for the demo to {m.MIN_HOURS_SHARE:.0%} of the "
+               f"{hours:.4f} h of reviewed audio")
+    trigger = wait_for("the RetrainPolicy to create its FineTuneJob", lambda: _policy_status(loop).get("lastTrigger"),
+                       300, 2)
+    counted = sum(float(a.get("hours") or 0) for a in trigger.get("anchors") or [])
+    loop.event("finetune", f"RetrainPolicy {m.POLICY} created FineTuneJob {trigger['fineTuneJob']}",
+               f"{counted:.4f} h of new good audio (its filters) ≥ minNewHours {need:.4f} h; audio recorded "
+               f"before {trigger['cutoff']} goes to this job")
+    # The streamers keep recording during the releases: their new audio would cross the scaled-down threshold
+    # again and start a second training on the two shared cores. Suspend stops triggers, not releases.
+    loop.cluster.kubectl("patch", "retrainpolicy", m.POLICY, "-n", m.NAMESPACE, "--type=merge",
+                         "-p", json.dumps({"spec": {"suspend": True}}))
+    loop.event("finetune", f"RetrainPolicy {m.POLICY} suspended for the rest of the run",
+               "one training per demo run on two cores; suspend blocks new triggers, not the release of this "
+               "job's model")
+    job = str(trigger["fineTuneJob"])
     seen: list[str] = []
 
     def finished() -> dict[str, Any] | None:
-        status = loop.get("finetunejob", "retrain-1").get("status") or {}
+        status = loop.get("finetunejob", job).get("status") or {}
         stage = status.get("stage")
         if stage and (not seen or seen[-1] != stage):
             seen.append(stage)
             loop.event("finetune", f"stage {stage}", str(status.get("message") or ""))
         return status if stage in ("Succeeded", "Failed") else None
 
-    status = wait_for("the FineTuneJob to finish", finished, TRAIN_TIMEOUT_S, 3)
+    status = wait_for(f"FineTuneJob {job} to finish", finished, TRAIN_TIMEOUT_S, 3)
     if status["stage"] != "Succeeded":
-        raise LoopError(f"FineTuneJob failed: {status.get('message')}")
+        raise LoopError(f"FineTuneJob {job} failed: {status.get('message')}")
     metrics = status.get("metrics") or {}
     loop.facts["cer"] = {"base": metrics.get("baseCer"), "new": metrics.get("newCer")}
-    wait_for(f"ASRModel {TUNED_MODEL} Ready",
-             lambda: (loop.get("asrmodel", TUNED_MODEL).get("status") or {}).get("phase") == "Ready", 180, 2)
-    loop.event("finetune", f"ASRModel {TUNED_MODEL} published and verified; held-out CER base "
-               f"{metrics.get('baseCer')} → new {metrics.get('newCer')}", "evaluation gate passed")
+    model = str((status.get("producedModel") or {}).get("name") or TUNED_MODEL)
+    wait_for(f"ASRModel {model} Ready",
+             lambda: (loop.get("asrmodel", model).get("status") or {}).get("phase") == "Ready", 180, 2)
+    image = (loop.get("asrmodel", model)["spec"].get("image") or {}).get("reference")
+    loop.facts["image"] = image
+    loop.event("finetune", f"ASRModel {model} published and verified; held-out CER base "
+               f"{metrics.get('baseCer')} → new {metrics.get('newCer')}",
+               f"evaluation gate passed; model image {image or '(none)'} in the stack's registry")
+
+
+def _policy_status(loop: Loop) -> dict[str, Any]:
+    return dict(loop.get("retrainpolicy", m.POLICY).get("status") or {})
 
 
 def _reviewed_seconds(loop: Loop) -> float:
@@ -367,15 +420,11 @@ def route_weight(loop: Loop) -> int | None:
     return None
 
 
-def run_rollout(loop: Loop, phase: str, name: str, stable: str, candidate: str) -> dict[str, Any]:
-    """Apply a Rollout and follow it to its outcome, recording weights, steps and analysis verdicts."""
-    loop.candidate_backend, loop.candidate_model = f"{name}-canary", candidate
-    loop.apply(m.rollout(name, stable, candidate, loop.stack["prometheus"]["url"]))
-    loop.event(phase, f"Rollout {name}: {stable} → {candidate}, steps 5% → 50% → 100% with analysis",
-               f"candidate/stable p95 RTF <= {m.RTF_P95_VS_STABLE_MAX}, p95 final latency <= "
-               f"{m.FINAL_LATENCY_P95_VS_STABLE_MAX} (runtime metrics in Prometheus)")
+def follow_rollout(loop: Loop, phase: str, name: str) -> dict[str, Any]:
+    """Follow a Rollout to its outcome, recording weights, steps, quality gate and analysis verdicts."""
     last: dict[str, Any] = {}
     measured: set[tuple[str, str]] = set()
+    highest: dict[str, int] = loop.facts.setdefault("highest_weight", {})  # per Rollout, as its status confirmed
 
     def done() -> dict[str, Any] | None:
         status = loop.get("rollout", name).get("status") or {}
@@ -383,6 +432,7 @@ def run_rollout(loop: Loop, phase: str, name: str, stable: str, candidate: str) 
             if status.get(field_name) != last.get(field_name):
                 last[field_name] = status.get(field_name)
                 if field_name == "actualWeight" and status.get(field_name) is not None:
+                    highest[name] = max(highest.get(name, 0), int(status[field_name]))
                     loop.event(phase, f"weight {status[field_name]}% confirmed by the gateway",
                                str(status.get("message") or ""))
                 elif field_name == "phase":
@@ -427,19 +477,33 @@ def ensure_stable_serving(loop: Loop) -> None:
     wait_for("a Ready stable runtime pod", ready, READY_TIMEOUT_S)
 
 
+def _find(loop: Loop, kind: str, name: str) -> dict[str, Any] | None:
+    got = loop.cluster.kubectl("get", kind, name, "-n", m.NAMESPACE, "-o", "json", check=False)
+    return dict(json.loads(got.stdout)) if got.returncode == 0 else None
+
+
 def phase_release(loop: Loop) -> None:
-    """The fine-tuned model goes out 5 → 50 → 100 while the streamers stream, and is promoted."""
+    """The policy's release: its Rollout takes the new model 5 → 50 → 100 while the streamers stream; promoted."""
     ensure_stable_serving(loop)
+    loop.candidate_backend = f"{FIRST_TRIGGER}-canary"
     start_traffic(loop)
-    time.sleep(20)  # a little traffic on the stable side first, for the chart and the analysis baseline
-    status = run_rollout(loop, "release", "release-1", m.BASE_MODEL, TUNED_MODEL)
+    rollout = wait_for(f"the RetrainPolicy to create Rollout {FIRST_TRIGGER}",
+                       lambda: _find(loop, "rollout", FIRST_TRIGGER), 300, 2)
+    spec = rollout["spec"]
+    loop.candidate_model = spec["candidateModel"]["name"]
+    owner = next((o["kind"] for o in rollout["metadata"].get("ownerReferences") or []), "nobody")
+    loop.event("release", f"Rollout {FIRST_TRIGGER} (owner: {owner} {m.POLICY}): {spec['stableModel']['name']} → "
+               f"{loop.candidate_model}, quality gate, then 5% → 50% → 100% with analysis",
+               f"the policy's release template, created when FineTuneJob {FIRST_TRIGGER} succeeded; gate: golden-set "
+               f"CER of candidate ≤ stable + {m.GATE_MAX_DEGRADATION}; analysis: candidate/stable p95 RTF ≤ "
+               f"{m.RTF_P95_VS_STABLE_MAX}, p95 final latency ≤ {m.FINAL_LATENCY_P95_VS_STABLE_MAX}")
+    status = follow_rollout(loop, "release", FIRST_TRIGGER)
     loop.facts["release"] = status.get("outcome")
-    # A promoted Rollout is history; deleting it removes its scaled-down canary Service, whose empty
-    # EndpointSlice (endpoints: null) the Gateway stand-in's Kubernetes client cannot parse — it then stops
-    # programming HAProxy, and the next Rollout waits for a weight that never comes.
-    loop.cluster.kubectl("delete", "rollout", "release-1", "-n", m.NAMESPACE, "--timeout=120s")
-    loop.event("release", "Rollout release-1 deleted after promotion", "its canary Deployment and Service go with it")
-    # PLUG: RetrainPolicy — the policy's rollout template creates this Rollout when the job succeeds.
+    serving = wait_for("the RetrainPolicy to record what serves now",
+                       lambda: (_policy_status(loop).get("lastRelease") or {}).get("phase") in ("Healthy", "Aborted")
+                       and _policy_status(loop), 120, 2)
+    loop.event("release", f"RetrainPolicy {m.POLICY}: serving model {serving.get('servingModel')}",
+               f"last release {serving['lastRelease']['rollout']} is {serving['lastRelease']['phase']}")
 
 
 def _canary_replicas(loop: Loop, rollout: str) -> int:
@@ -449,7 +513,8 @@ def _canary_replicas(loop: Loop, rollout: str) -> int:
 
 def phase_planted(loop: Loop) -> None:
     """A planted bad candidate: a full-size random-init SenseVoice-Small on pods sized for the tiny model
-    (garbage text, and every decode costs what the real model costs) — analysis aborts it."""
+    (garbage text, and every decode costs what the real model costs) — the quality gate or the analysis aborts
+    it, and it is rolled back."""
     ensure_stable_serving(loop)
     start_traffic(loop)
     from tests.testmodel.build import build_fullsize_random
@@ -459,13 +524,24 @@ def phase_planted(loop: Loop) -> None:
         build_fullsize_random(model_dir)
     uri, sha = publish(loop, model_dir, PLANTED_MODEL)
     loop.apply(m.asr_model(PLANTED_MODEL, uri, sha))
-    loop.event("planted", f"ASRModel {PLANTED_MODEL} published by hand (no FineTuneJob, no gate)",
+    loop.event("planted", f"ASRModel {PLANTED_MODEL} published by hand (no FineTuneJob, so no evaluation gate)",
                "a full-size random-init model: what a wrong artifact in a release looks like")
-    status = run_rollout(loop, "planted", "release-2", TUNED_MODEL, PLANTED_MODEL)
+    stable = str(_policy_status(loop).get("servingModel") or TUNED_MODEL)
+    loop.candidate_backend, loop.candidate_model = f"{PLANTED_ROLLOUT}-canary", PLANTED_MODEL
+    loop.apply(m.rollout(PLANTED_ROLLOUT, stable, PLANTED_MODEL, loop.stack["prometheus"]["url"]))
+    loop.event("planted", f"Rollout {PLANTED_ROLLOUT} made by hand from the policy's release template: {stable} → "
+               f"{PLANTED_MODEL}", "the same quality gate and analysis as every release")
+    planted_at = loop.now()
+    status = follow_rollout(loop, "planted", PLANTED_ROLLOUT)
+    # The gateway's side of "never reached 100 %": the HTTPRoute weights the sampler read during this round.
+    loop.facts["planted_route_weight_max"] = max(
+        (x.candidate_weight for x in loop.recorder.samples if x.t >= planted_at and x.candidate_weight is not None),
+        default=None)
+    loop.facts["planted"] = status.get("outcome")
     loop.facts["rollback_reason"] = status.get("abortReason")
     rolled_back = time.monotonic()
     # Traffic after the rollback, through the candidate's scale-down: every stream and request must succeed.
-    wait_for("the planted candidate scaled down", lambda: not _canary_replicas(loop, "release-2"), 300, 2)
+    wait_for("the planted candidate scaled down", lambda: not _canary_replicas(loop, PLANTED_ROLLOUT), 300, 2)
     time.sleep(20)
     assert loop.team is not None and loop.sampler is not None
     errors = [e for r in loop.team.reports.values() for t, e in zip(r.error_times, r.errors, strict=True)
@@ -518,7 +594,7 @@ def report(loop: Loop) -> None:
         print(f"rollback reason: {loop.facts['rollback_reason']}")
     print("\n=== wall time per phase ===")
     print(format_phases(loop.recorder.phases))
-    loop.recorder.dump(STATE / "run.json")
+    loop.recorder.dump(STATE / "run.json", {k: v for k, v in loop.facts.items() if k in FACTS})
     if loop.recorder.samples:
         chart = draw(loop.recorder.samples, loop.recorder.events, STATE / "loop.png")
         print(f"\nchart: {chart.relative_to(ROOT)}   events and samples: {(STATE / 'run.json').relative_to(ROOT)}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import textwrap
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -69,11 +69,11 @@ class Recorder:
         with self._lock:
             self.phases.append(PhaseTime(name, round(seconds, 1)))
 
-    def dump(self, path: Path) -> None:
-        """Write everything as JSON (the chart can be redrawn from it)."""
+    def dump(self, path: Path, facts: Mapping[str, object] | None = None) -> None:
+        """Write everything as JSON (the chart can be redrawn from it), with the run's ``facts`` (outcomes, CER)."""
         with self._lock:
             data = {"events": [asdict(e) for e in self.events], "samples": [asdict(s) for s in self.samples],
-                    "phases": [asdict(p) for p in self.phases]}
+                    "phases": [asdict(p) for p in self.phases], "facts": dict(facts or {})}
         path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 

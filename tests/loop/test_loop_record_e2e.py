@@ -6,6 +6,7 @@ segment to MinIO, and the reviewed-transcripts step relabels them from the strea
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -54,5 +55,9 @@ def test_streamers_through_the_gateway_are_recorded_and_reviewed(
     assert loop.facts["live_base_cer"] > 0.5, loop.facts
     golden = store.get_bytes(HELD_OUT_KEY).decode().splitlines()
     assert [SegmentRecord.from_json(line).text for line in golden] == [s for _, s in held_out()]
+    # the quality gate's manifest lists the same clips, keys relative to the bucket
+    gate = [json.loads(line) for line in store.get_bytes(m.GOLDEN_MANIFEST).decode().splitlines()]
+    assert [(g["language"], g["text"]) for g in gate] == held_out()
+    assert all(store.stat(g["key"]).size > 10_000 for g in gate)
     spoken = {line for s in team for line in s.lines}
     assert not spoken & {s for _, s in held_out()}

@@ -3,11 +3,16 @@ ready pods are read back (pure)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from senseops_operator.decide.image_build import LABEL_PREFIX, image_labels
 from senseops_operator.decide.rollout_workloads import (
+    IMAGE_MOUNT,
+    MODEL_VOLUME,
     candidate_deployment,
     candidate_service,
     drain_grace_seconds,
@@ -24,6 +29,8 @@ V2 = ASRModelSpec.model_validate({"version": "2", "artifact": {"uri": "s3://mode
 DIGEST = "sha256:" + "cd" * 32
 V2_IMAGE = ASRModelStatus.model_validate({"image": {"reference": "reg:5000/models/m:v2", "digest": DIGEST}})
 TARGET, STABLE_SVC = runtime_deployment("ns", None, name="asr", version="v1", replicas=4)
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOYMENT_MANIFEST = yaml.safe_load((ROOT / "manifests" / "runtime" / "deployment.yaml").read_text())
 
 
 def env(obj: dict[str, Any]) -> dict[str, str]:
@@ -66,10 +73,49 @@ def test_stable_selectors_never_match_candidate_pods(name: str, service_selector
 
 def test_candidate_with_a_model_image_mounts_it_by_digest() -> None:
     d = candidate_deployment(TARGET, "r", OWNER, "v2", V2, V2_IMAGE, 1)
-    volume = next(v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "model")
-    assert volume == {"name": "model", "image": {"reference": f"reg:5000/models/m:v2@{DIGEST}",
-                                                 "pullPolicy": "IfNotPresent"}}
-    assert env(d)["SENSEOPS_MODEL_URI"] == "file:///models/models"
+    pod = d["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == MODEL_VOLUME)
+    assert volume == {"name": MODEL_VOLUME, "image": {"reference": f"reg:5000/models/m:v2@{DIGEST}",
+                                                      "pullPolicy": "IfNotPresent"}}
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": MODEL_VOLUME, "mountPath": IMAGE_MOUNT, "readOnly": True} in mounts
+    assert env(d)["SENSEOPS_MODEL_URI"] == f"file://{IMAGE_MOUNT}/models/v2/2/"
+    # the template's own volumes stay as they were (the test workload's hostPath "model")
+    assert next(v for v in pod["volumes"] if v["name"] == "model") == \
+        next(v for v in TARGET["spec"]["template"]["spec"]["volumes"] if v["name"] == "model")
+
+
+def test_a_model_image_is_read_where_the_image_build_put_its_files() -> None:
+    # Regression (found by the whole-loop demo): the runtime was pointed at /models/models while a
+    # FineTuneJob's image holds the files under models/{name}/{version}/; the pod never became ready.
+    spec = {"output": {"modelName": "tuned-1", "version": "retrain-1"}, "baseModel": {"name": "base"}}
+    labels = image_labels("retrain-1", "ns", spec, SHA, "s3://bk/models/tuned-1/retrain-1/", None)
+    model = ASRModelSpec.model_validate({"version": "retrain-1",
+                                         "artifact": {"uri": "s3://bk/models/tuned-1/retrain-1/", "sha256": SHA}})
+    d = candidate_deployment(TARGET, "r", OWNER, "tuned-1", model, V2_IMAGE, 1)
+    mounts = {m["name"]: m["mountPath"] for m in d["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert env(d)["SENSEOPS_MODEL_URI"] == f"file://{mounts[MODEL_VOLUME]}{labels[f'{LABEL_PREFIX}.model.path']}"
+
+
+@pytest.mark.parametrize("manifest", ["test workload (hostPath volume 'model')", "manifests/runtime (no model volume)"])
+def test_moving_the_stable_deployment_to_a_model_image_adds_its_own_volume_and_mount(manifest: str) -> None:
+    # Regression (found by the whole-loop demo): the stable patch merged `image` into the Deployment's own
+    # "model" volume (hostPath) — the API refused it (422: one volume type only) and promotion never ended;
+    # and a Deployment without a "model" mount (manifests/runtime) would never have mounted the image.
+    target = TARGET if manifest.startswith("test") else DEPLOYMENT_MANIFEST
+    p = stable_model_patch(target, "v2", V2, V2_IMAGE)
+    pod = p["spec"]["template"]["spec"]
+    assert pod["volumes"] == [{"name": MODEL_VOLUME, "image": {"reference": f"reg:5000/models/m:v2@{DIGEST}",
+                                                                "pullPolicy": "IfNotPresent"}}]
+    container = pod["containers"][0]
+    assert container["volumeMounts"] == [{"name": MODEL_VOLUME, "mountPath": IMAGE_MOUNT, "readOnly": True}]
+    assert {e["name"]: e["value"] for e in container["env"]}["SENSEOPS_MODEL_URI"] == \
+        f"file://{IMAGE_MOUNT}/models/v2/2/"
+    assert "imagePullSecrets" not in pod  # V2 names no pull secret
+    # its volume name and mount path are free in the Deployment it is applied to
+    template = target["spec"]["template"]["spec"]
+    assert MODEL_VOLUME not in {v["name"] for v in template.get("volumes") or []}
+    assert IMAGE_MOUNT not in {m["mountPath"] for c in template["containers"] for m in c.get("volumeMounts") or []}
 
 
 def test_candidate_service_selects_only_candidate_pods() -> None:
@@ -158,3 +204,13 @@ def test_candidate_grace_fits_the_runtime_drain(
 def test_stable_patch_leaves_the_grace_period_to_git() -> None:
     patch = stable_model_patch(TARGET, "v2", V2, None)
     assert "terminationGracePeriodSeconds" not in patch["spec"]["template"]["spec"]
+
+
+def test_moving_the_stable_deployment_to_a_private_model_image_pulls_with_its_secret() -> None:
+    # Regression (found by the whole-loop demo): the candidate pulled with the model's pullSecret, the stable
+    # Deployment did not (401 from the registry) and promotion never ended.
+    private = ASRModelSpec.model_validate({"version": "2", "artifact": {"uri": "s3://models/m/v2/", "sha256": SHA},
+                                           "image": {"reference": f"reg:5000/models/m@{DIGEST}", "pullSecret": "push"}})
+    stable = stable_model_patch(TARGET, "v2", private, None)["spec"]["template"]["spec"]
+    candidate = candidate_deployment(TARGET, "r", OWNER, "v2", private, None, 1)["spec"]["template"]["spec"]
+    assert stable["imagePullSecrets"] == candidate["imagePullSecrets"] == [{"name": "push"}]

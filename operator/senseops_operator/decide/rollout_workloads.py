@@ -29,8 +29,18 @@ VERSION_LABEL = "app.kubernetes.io/version"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 ROLLOUT_LABEL = "senseops.dev/rollout"
 MODEL_ENV = ("SENSEOPS_MODEL_URI", "SENSEOPS_MODEL_SHA256", "SENSEOPS_MODEL_VERSION")
-MODEL_VOLUME = "model"
-IMAGE_MODEL_URI = "file:///models/models"  # files under models/ in the image, mounted at /models
+# A model image is mounted as a volume of its own (never merged into a volume the Deployment's owner
+# declared: server-side apply would add `image` beside its hostPath/emptyDir, which the API rejects), at a
+# path of its own, whether or not the Deployment has any model volume.
+MODEL_VOLUME = "senseops-model-image"
+IMAGE_MOUNT = "/senseops/model-image"  # where the model image volume is mounted in the runtime container
+
+
+def image_model_uri(name: str, version: str) -> str:
+    """Where a model image's files are in the runtime container: the image build (``decide/image_build.py``,
+    label ``dev.senseops.model.path``) puts them under ``/models/{name}/{version}/`` in the image, and the
+    image is mounted at ``IMAGE_MOUNT``."""
+    return f"file://{IMAGE_MOUNT}/models/{name}/{version}/"
 
 
 def canary_name(rollout: str) -> str:
@@ -40,7 +50,7 @@ def canary_name(rollout: str) -> str:
 def model_env(name: str, spec: ASRModelSpec, status: ASRModelStatus | None) -> dict[str, str]:
     """The runtime's model settings for one ASRModel."""
     image = _image_ref(spec, status)
-    uri = IMAGE_MODEL_URI if image else spec.artifact.uri
+    uri = image_model_uri(name, spec.version) if image else spec.artifact.uri
     return {"SENSEOPS_MODEL_URI": uri, "SENSEOPS_MODEL_SHA256": spec.artifact.sha256, "SENSEOPS_MODEL_VERSION": name}
 
 
@@ -62,16 +72,15 @@ def _with_model(pod_spec: dict[str, Any], name: str, spec: ASRModelSpec, status:
     kept = [e for e in runtime.get("env") or [] if e.get("name") not in MODEL_ENV]
     runtime["env"] = kept + [{"name": k, "value": v} for k, v in env.items()]
     image = _image_ref(spec, status)
+    volumes = [v for v in pod_spec.get("volumes") or [] if v.get("name") != MODEL_VOLUME]
+    mounts = [m for m in runtime.get("volumeMounts") or [] if m.get("name") != MODEL_VOLUME]
     if image:
-        volumes = [v for v in pod_spec.get("volumes") or [] if v.get("name") != MODEL_VOLUME]
-        pod_spec["volumes"] = [*volumes, {"name": MODEL_VOLUME, "image": {"reference": image,
-                                                                           "pullPolicy": "IfNotPresent"}}]
-        for mount in runtime.get("volumeMounts") or []:
-            if mount.get("name") == MODEL_VOLUME:
-                mount["mountPath"] = "/models"
+        volumes.append({"name": MODEL_VOLUME, "image": {"reference": image, "pullPolicy": "IfNotPresent"}})
+        mounts.append({"name": MODEL_VOLUME, "mountPath": IMAGE_MOUNT, "readOnly": True})
         if spec.image is not None and spec.image.pull_secret:
             secrets = [s for s in pod_spec.get("imagePullSecrets") or [] if s.get("name") != spec.image.pull_secret]
             pod_spec["imagePullSecrets"] = [*secrets, {"name": spec.image.pull_secret}]
+    pod_spec["volumes"], runtime["volumeMounts"] = volumes, mounts
 
 
 def candidate_labels(template_labels: dict[str, str], rollout: str, model: str,
@@ -172,7 +181,11 @@ def stable_model_patch(target: dict[str, Any], model: str, model_spec: ASRModelS
                                  "env": [e for e in runtime["env"] if e["name"] in MODEL_ENV]}
     spec: dict[str, Any] = {"containers": [container]}
     if _image_ref(model_spec, model_status):
+        # Owned by the operator: a later apply without them (a model from the store) removes them again.
+        container["volumeMounts"] = [m for m in runtime["volumeMounts"] if m.get("name") == MODEL_VOLUME]
         spec["volumes"] = [v for v in pod_spec["volumes"] if v.get("name") == MODEL_VOLUME]
+        if model_spec.image is not None and model_spec.image.pull_secret:
+            spec["imagePullSecrets"] = [{"name": model_spec.image.pull_secret}]
     meta = target.get("metadata") or {}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
