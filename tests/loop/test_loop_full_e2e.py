@@ -26,8 +26,12 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.model, pytest.m
 def test_the_whole_loop_promotes_the_tuned_model_and_rolls_the_planted_one_back() -> None:
     run_json = STATE / "run.json"
     run_json.unlink(missing_ok=True)
-    done = subprocess.run([sys.executable, "-m", "scripts.loop", "run"], cwd=ROOT, env=python_env(),
-                          timeout=FULL_RUN_S, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        done = subprocess.run([sys.executable, "-m", "scripts.loop", "run"], cwd=ROOT, env=python_env(),
+                              timeout=FULL_RUN_S, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    finally:  # a test leaves nothing running (the demo keeps its stack up for the user to look at)
+        subprocess.run([sys.executable, "-m", "scripts.loop", "down"], cwd=ROOT, env=python_env(), timeout=600,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, check=False)
     output = done.stdout
     (STATE / "test-loop.log").write_text(output)
     assert done.returncode == 0, output[-6000:]
