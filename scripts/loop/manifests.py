@@ -3,13 +3,12 @@ FineTuneJob and the Rollouts. Knobs the demo scales down are named constants her
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from senseops_trainer import demo as trainer_demo
 from tests.gateway.__main__ import DEFAULT_CLASS
 from tests.gateway.helpers import gateway, http_route
-from tests.procnode.fixtures import PLACEMENT
-from tests.procnode.workloads import runtime_deployment
+from tests.procnode.workloads import runtime_deployment, tiny_cpu_training
 
 VERSION_LABEL = "app.kubernetes.io/version"
 NAMESPACE = "senseops-loop"
@@ -102,12 +101,7 @@ def retrain_policy(anchors: list[str], min_new_hours: float, window_start: str, 
                 "baseModel": {"name": BASE_MODEL},
                 "dataset": {"windowStart": window_start,
                             "heldOut": {"validationFraction": 0.1, "goldenSetUri": f"{store_uri()}{golden_key}"}},
-                "hyperparameters": {"learningRate": trainer_demo.TINY_LR, "epochs": trainer_demo.TINY_EPOCHS,
-                                    "batchSizeTokens": trainer_demo.TINY_BATCH_TOKENS, "warmupSteps": 20,
-                                    "averageCheckpoints": 1},
-                "resources": {"gpus": 0, "cpu": "2", "memory": "4Gi"},
-                "placement": {"nodeSelector": PLACEMENT["nodeSelector"], "tolerations": PLACEMENT["tolerations"]},
-                "runPolicy": {"backoffLimit": 1},
+                **tiny_cpu_training(),
                 "output": {"modelName": TUNED_PREFIX, "storeUri": store_uri()},
                 "image": {"registry": registry_host, "repository": IMAGE_REPOSITORY, "pushSecret": PUSH_SECRET},
                 "evaluationGate": {"minImprovement": 0.05},
@@ -129,8 +123,6 @@ def rollout(name: str, stable: str, candidate: str, prometheus_url: str) -> dict
 
 def golden_manifest(held_out_jsonl: str) -> str:
     """The quality gate's manifest (key relative to the bucket, text, language) for the held-out set's lines."""
-    import json
-
     rows = [json.loads(line) for line in held_out_jsonl.splitlines() if line.strip()]
     return "".join(json.dumps({"key": r["audio_key"], "text": r["text"], "language": r["lang"]},
                               ensure_ascii=False) + "\n" for r in rows)

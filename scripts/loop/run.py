@@ -499,9 +499,11 @@ def phase_release(loop: Loop) -> None:
                f"{m.RTF_P95_VS_STABLE_MAX}, p95 final latency ≤ {m.FINAL_LATENCY_P95_VS_STABLE_MAX}")
     status = follow_rollout(loop, "release", FIRST_TRIGGER)
     loop.facts["release"] = status.get("outcome")
-    serving = wait_for("the RetrainPolicy to record what serves now",
-                       lambda: (_policy_status(loop).get("lastRelease") or {}).get("phase") in ("Healthy", "Aborted")
-                       and _policy_status(loop), 120, 2)
+    def release_recorded() -> dict[str, Any] | None:
+        policy = _policy_status(loop)
+        return policy if (policy.get("lastRelease") or {}).get("phase") in ("Healthy", "Aborted") else None
+
+    serving = wait_for("the RetrainPolicy to record what serves now", release_recorded, 120, 2)
     loop.event("release", f"RetrainPolicy {m.POLICY}: serving model {serving.get('servingModel')}",
                f"last release {serving['lastRelease']['rollout']} is {serving['lastRelease']['phase']}")
 

@@ -21,12 +21,12 @@ import yaml
 
 from senseops_common.layout import iter_segment_records
 from senseops_common.storage import StoreConfig, local_directory_manifest, open_store
-from senseops_trainer import demo, synthetic
+from senseops_trainer import synthetic
 from tests.common.environ import environment
 from tests.controlplane.fixtures import ClusterHandle
 from tests.operator.operator_process import OperatorProcess
-from tests.procnode.fixtures import PLACEMENT
 from tests.procnode.launcher import ProcessNodeHandle
+from tests.procnode.workloads import tiny_cpu_training
 from tests.servers.minio import MinioServer
 from tests.servers.registry import RegistryServer
 
@@ -154,13 +154,7 @@ def fine_tune_job(setup: Setup, name: str, min_hours: float, output: str, **gate
                         "window": {"start": synthetic.WINDOW[0], "end": synthetic.WINDOW[1]},
                         "heldOut": {"validationFraction": 0.1,
                                     "goldenSetUri": f"s3://{bucket}/{synthetic.GOLDEN_KEY}"}},
-            "hyperparameters": {"learningRate": demo.TINY_LR, "epochs": demo.TINY_EPOCHS,
-                                "batchSizeTokens": demo.TINY_BATCH_TOKENS, "warmupSteps": 20,
-                                "averageCheckpoints": 1},
-            # CPU training on the process node: no GPU request (the GPU path is covered by tests/procnode).
-            "resources": {"gpus": 0, "cpu": "2", "memory": "4Gi"},
-            "placement": {"nodeSelector": PLACEMENT["nodeSelector"], "tolerations": PLACEMENT["tolerations"]},
-            "runPolicy": {"backoffLimit": 1},
+            **tiny_cpu_training(),
             "output": {"modelName": output, "storeUri": f"s3://{bucket}/", "version": name},
             "evaluationGate": gate or {"minImprovement": 0.05},
             "trainerImage": "senseops/trainer:test",

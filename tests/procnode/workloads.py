@@ -18,6 +18,20 @@ def jwt_secret(ns: str) -> dict[str, Any]:
             "stringData": {"hs256-secret": RUNTIME_SECRET}}
 
 
+def tiny_cpu_training() -> dict[str, Any]:
+    """FineTuneJob spec fields that train the tiny test model on the process node's CPU (no GPU request; the
+    GPU path is covered by tests/procnode): the trainer demo's hyperparameters, resources and placement."""
+    from senseops_trainer import demo
+
+    return {
+        "hyperparameters": {"learningRate": demo.TINY_LR, "epochs": demo.TINY_EPOCHS,
+                            "batchSizeTokens": demo.TINY_BATCH_TOKENS, "warmupSteps": 20, "averageCheckpoints": 1},
+        "resources": {"gpus": 0, "cpu": "2", "memory": "4Gi"},
+        "placement": {"nodeSelector": PLACEMENT["nodeSelector"], "tolerations": PLACEMENT["tolerations"]},
+        "runPolicy": {"backoffLimit": 1},
+    }
+
+
 def runtime_deployment(ns: str, model_dir: Path | None = None, *, replicas: int = 2, name: str = "runtime",
                        version: str = "v1", image: str | None = None, model_sha256: str = "",
                        pull_secret: str | None = None, extra_env: dict[str, str] | None = None,

@@ -29,6 +29,7 @@ from senseops_common.text import error_rate
 from senseops_trainer import synthetic
 from senseops_trainer.demo import demo_settings
 from senseops_trainer.package import upload_model_dir
+from tests.common.environ import environment
 
 pytestmark = [
     pytest.mark.slow,
@@ -64,9 +65,7 @@ def trained(minio_server, tmp_path_factory):
     minio_server.create_bucket(bucket)
     env = {**os.environ, **minio_server.store_env(), "PYTHONPATH": os.pathsep.join(
         str(REPO / p) for p in ("operator", "runtime", "trainer_image", "."))}
-    saved_env = {k: os.environ.get(k) for k in minio_server.store_env()}
-    os.environ.update(minio_server.store_env())
-    try:
+    with environment(minio_server.store_env()):
         store_uri = f"s3://{bucket}/"
         corpus = synthetic.write_corpus(open_store(store_uri))
         base_dir = ensure_tiny_model()
@@ -98,12 +97,6 @@ def trained(minio_server, tmp_path_factory):
             "first": _events(first_out), "second": _events(second_out), "second_raw": second_out,
             "second_code": second.returncode, "killed_after_s": killed_after_s, "total_s": total_s,
         }
-    finally:
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def test_run_succeeds_after_resume(trained) -> None:

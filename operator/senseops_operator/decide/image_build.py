@@ -87,6 +87,12 @@ def image_repository(spec: Mapping[str, Any]) -> str:
     return f"{target['registry']}/{target['repository']}"
 
 
+def model_path_in_image(name: str, version: str) -> str:
+    """Where a model image holds the model's files (the trainer's build-image writes them there; a Rollout
+    points the runtime at them)."""
+    return f"/models/{name}/{version}/"
+
+
 def image_labels(job: str, namespace: str, spec: Mapping[str, Any], sha256: str, artifact_uri: str,
                  base_image: str | None) -> dict[str, str]:
     """OCI annotations-as-labels (``org.opencontainers.image.*``) and SenseOps lineage (``dev.senseops.*``)."""
@@ -99,7 +105,7 @@ def image_labels(job: str, namespace: str, spec: Mapping[str, Any], sha256: str,
         "org.opencontainers.image.vendor": "SenseOps",
         f"{LABEL_PREFIX}.model.name": name,
         f"{LABEL_PREFIX}.model.version": version,
-        f"{LABEL_PREFIX}.model.path": f"/models/{name}/{version}/",
+        f"{LABEL_PREFIX}.model.path": model_path_in_image(name, version),
         f"{LABEL_PREFIX}.artifact.sha256": sha256,
         f"{LABEL_PREFIX}.artifact.uri": artifact_uri,
         f"{LABEL_PREFIX}.base-model": spec["baseModel"]["name"],

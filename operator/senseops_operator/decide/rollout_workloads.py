@@ -23,6 +23,7 @@ import math
 from typing import Any
 
 from senseops_operator import constants as c
+from senseops_operator.decide.image_build import model_path_in_image
 from senseops_operator.models.asrmodel import ASRModelSpec, ASRModelStatus
 
 VERSION_LABEL = "app.kubernetes.io/version"
@@ -37,10 +38,8 @@ IMAGE_MOUNT = "/senseops/model-image"  # where the model image volume is mounted
 
 
 def image_model_uri(name: str, version: str) -> str:
-    """Where a model image's files are in the runtime container: the image build (``decide/image_build.py``,
-    label ``dev.senseops.model.path``) puts them under ``/models/{name}/{version}/`` in the image, and the
-    image is mounted at ``IMAGE_MOUNT``."""
-    return f"file://{IMAGE_MOUNT}/models/{name}/{version}/"
+    """Where a model image's files are in the runtime container: the image is mounted at ``IMAGE_MOUNT``."""
+    return f"file://{IMAGE_MOUNT}{model_path_in_image(name, version)}"
 
 
 def canary_name(rollout: str) -> str:
