@@ -59,10 +59,11 @@ def wildcard_rules(role: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def shutdown_budget_s(deployment: Mapping[str, Any]) -> tuple[float, float]:
-    """(preStop sleep + drain timeout + 3 s of server shutdown, terminationGracePeriodSeconds) of the runtime."""
+    """(preStop sleep + drain timeout + 5 s of shutdown, terminationGracePeriodSeconds) of the runtime: the rule
+    of runtime/senseops_runtime/README.md "Graceful drain"."""
     spec = deployment["spec"]["template"]["spec"]
     container = spec["containers"][0]
     env = {e["name"]: e.get("value") for e in container.get("env", [])}
     pre_stop = float(container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0))
     drain = float(env.get("SENSEOPS_DRAIN_TIMEOUT_S") or 0)
-    return pre_stop + drain + 3.0, float(spec.get("terminationGracePeriodSeconds", 30))
+    return pre_stop + drain + 5.0, float(spec.get("terminationGracePeriodSeconds", 30))
