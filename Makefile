@@ -86,3 +86,4 @@ clean: ## remove local state (.cluster, .demo); caches in ~/.cache/senseops are 
 -include runtime/console.mk
 -include tests/gateway/gateway.mk
 -include loop.mk
+-include tests/autoscale/autoscale.mk

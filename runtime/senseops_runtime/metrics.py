@@ -48,6 +48,13 @@ class RuntimeMetrics:
             registry=r,
         )
         self.queue_depth = Gauge("senseops_decode_queue_depth", "Decode jobs waiting", registry=r)
+        # A load signal for autoscaling: rate() of it is the share of wall time the decode worker is busy
+        # (0..1 with the scheduler's single worker), whatever the mix of partials, finals and uploads.
+        self.decode_busy = Counter(
+            "senseops_decode_busy_seconds_total",
+            "Seconds the decode worker spent in model calls; rate() is the busy ratio",
+            registry=r,
+        )
         self.decode_seconds = Histogram(
             "senseops_decode_seconds",
             "Model call duration by job kind",
@@ -109,6 +116,7 @@ class RuntimeMetrics:
 
     def observe_decode(self, kinds: list[str], seconds: float, audio_seconds: float) -> None:
         """One model call of a batch of jobs."""
+        self.decode_busy.inc(max(0.0, seconds))
         for kind in set(kinds):
             self.decode_seconds.labels(*self.model_labels, kind).observe(seconds)
         if audio_seconds > 0:

@@ -22,6 +22,10 @@ SERVICE_IP = "10.96.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Serv
 POD_CIDR = "10.244.0.1/16"  # addresses kwok hands out to fake pods; nothing is routed there
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 FAKE_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
+FRONT_PROXY_CLIENT = "front-proxy-client"  # CN of the aggregator's client certificate
+# How often the HPA controller recomputes replicas (kube default 15 s): short, so autoscaling tests
+# see a decision within seconds; scale-down is still held back by each HPA's stabilisation window.
+HPA_SYNC_PERIOD = "5s"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_LABEL = "nvidia.com/gpu.present"
 
@@ -75,6 +79,25 @@ class PkiPaths:
     @property
     def service_account_pub(self) -> Path:
         return self.root / "sa.pub"
+
+    # The aggregation layer: the API server proxies to extension API servers (KEDA's external metrics) with
+    # the front-proxy client certificate, signed by a CA of its own so that certificate is good for nothing
+    # else; extension servers trust the user headers only from holders of a certificate of that CA.
+    @property
+    def front_proxy_ca_cert(self) -> Path:
+        return self.root / "front-proxy-ca.crt"
+
+    @property
+    def front_proxy_ca_key(self) -> Path:
+        return self.root / "front-proxy-ca.key"
+
+    @property
+    def front_proxy_client_cert(self) -> Path:
+        return self.root / "front-proxy-client.crt"
+
+    @property
+    def front_proxy_client_key(self) -> Path:
+        return self.root / "front-proxy-client.key"
 
     def client_cert(self, stem: str) -> Path:
         return self.root / f"{stem}.crt"
@@ -236,6 +259,17 @@ def component_commands(bin_dir: Path, layout: Layout, ports: Ports) -> dict[str,
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             # The Endpoints of the `kubernetes` Service may not hold a loopback address.
             "--endpoint-reconciler-type=none",
+            # Aggregation layer (APIService → extension API server, e.g. KEDA's external metrics).
+            f"--requestheader-client-ca-file={pki.front_proxy_ca_cert}",
+            f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki.front_proxy_client_cert}",
+            f"--proxy-client-key-file={pki.front_proxy_client_key}",
+            # Dial an APIService's endpoint (pod) address, not its ClusterIP: nothing here routes ClusterIPs,
+            # and process-node pods (198.18.0.0/15) are reachable from the host.
+            "--enable-aggregator-routing=true",
             "--allow-privileged=true",
             "--profiling=false",
             "--v=1",
@@ -255,6 +289,7 @@ def component_commands(bin_dir: Path, layout: Layout, ports: Ports) -> dict[str,
             f"--cluster-signing-cert-file={pki.ca_cert}",
             f"--cluster-signing-key-file={pki.ca_key}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_PERIOD}",
             "--profiling=false",
             "--v=1",
         ],

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.controlplane.components import PkiPaths
+from tests.controlplane.components import FRONT_PROXY_CLIENT, PkiPaths
 
 # Short-lived on purpose: a test cluster never lives longer than a day.
 CERT_LIFETIME = datetime.timedelta(days=2)
@@ -146,6 +146,36 @@ def generate_pki(root: Path, service_ip: str) -> PkiPaths:
     key, cert = issue(_name("kube-apiserver-etcd-client"), [ExtendedKeyUsageOID.CLIENT_AUTH], None)
     _write_key(paths.etcd_client_key, key)
     _write_cert(paths.etcd_client_cert, cert)
+
+    # The aggregation layer's front proxy: its own CA and the API server's client certificate under it.
+    fp_ca_key = ec.generate_private_key(ec.SECP256R1())
+    fp_ca_name = _name("senseops-front-proxy-ca")
+    fp_ca_cert = (
+        _builder(fp_ca_name, fp_ca_name, fp_ca_key.public_key(), now)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                key_encipherment=False, data_encipherment=False, key_agreement=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(fp_ca_key.public_key()), critical=False)
+        .sign(fp_ca_key, hashes.SHA256())
+    )
+    _write_key(paths.front_proxy_ca_key, fp_ca_key)
+    _write_cert(paths.front_proxy_ca_cert, fp_ca_cert)
+    fp_key = ec.generate_private_key(ec.SECP256R1())
+    fp_cert = (
+        _builder(_name(FRONT_PROXY_CLIENT), fp_ca_name, fp_key.public_key(), now)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(fp_ca_key.public_key()), critical=False)
+        .sign(fp_ca_key, hashes.SHA256())
+    )
+    _write_key(paths.front_proxy_client_key, fp_key)
+    _write_cert(paths.front_proxy_client_cert, fp_cert)
 
     for identity in CLIENT_IDENTITIES:
         key, cert = issue(_name(identity.user, identity.groups), [ExtendedKeyUsageOID.CLIENT_AUTH], None)

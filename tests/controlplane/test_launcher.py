@@ -163,6 +163,27 @@ def test_pki_issues_component_identities(tmp_path: Path) -> None:
     assert oct(paths.service_account_key.stat().st_mode & 0o777) == "0o600"
 
 
+def test_pki_front_proxy_is_a_separate_ca_and_the_apiserver_uses_it(tmp_path: Path) -> None:
+    """The aggregation layer: only the front-proxy CA's client may assert users to extension API servers."""
+    paths = generate_pki(tmp_path / "pki", c.SERVICE_IP)
+    ca = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    fp_ca = x509.load_pem_x509_certificate(paths.front_proxy_ca_cert.read_bytes())
+    client = x509.load_pem_x509_certificate(paths.front_proxy_client_cert.read_bytes())
+    client.verify_directly_issued_by(fp_ca)
+    with pytest.raises(ValueError):
+        client.verify_directly_issued_by(ca)  # not a cluster user: the client CA did not sign it
+    assert client.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == c.FRONT_PROXY_CLIENT
+    assert oct(paths.front_proxy_client_key.stat().st_mode & 0o777) == "0o600"
+    layout = c.Layout(tmp_path)
+    commands = c.component_commands(tmp_path / "bin", layout, c.Ports.from_list(range(7000, 7006)))
+    flags = dict(arg.partition("=")[::2] for arg in commands["kube-apiserver"][1:])
+    assert flags["--requestheader-client-ca-file"] == str(layout.pki.front_proxy_ca_cert)
+    assert flags["--requestheader-allowed-names"] == c.FRONT_PROXY_CLIENT
+    assert flags["--proxy-client-cert-file"] == str(layout.pki.front_proxy_client_cert)
+    assert flags["--enable-aggregator-routing"] == "true"
+    assert "--horizontal-pod-autoscaler-sync-period=5s" in commands["kube-controller-manager"]
+
+
 def test_cluster_state_round_trips(tmp_path: Path) -> None:
     state = ClusterState(root="/x", ports={"apiserver": 1}, pids={"etcd": 2}, argv0={"etcd": "/b/etcd"},
                          started_at=1.0, ready_after_s=3.5)

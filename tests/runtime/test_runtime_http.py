@@ -93,6 +93,7 @@ def test_metrics_exposed_with_model_labels(runtime_server: RuntimeServer) -> Non
         "senseops_http_requests_total",
         "senseops_active_streams",
         "senseops_decode_queue_depth",
+        "senseops_decode_busy_seconds_total",
         "senseops_audio_seconds_total",
         "senseops_decode_seconds_bucket",
         "senseops_partial_latency_seconds_bucket",
