@@ -42,6 +42,14 @@ def ctc_log_probs(
     model: Any, speech: torch.Tensor, speech_lengths: torch.Tensor, language: torch.Tensor, textnorm: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The four query embeddings + features through the encoder → CTC log-probs (batch, 4 + frames, vocab)."""
+    encoded, lengths = encode(model, speech, speech_lengths, language, textnorm)
+    return model.ctc.log_softmax(encoded), lengths
+
+
+def encode(
+    model: Any, speech: torch.Tensor, speech_lengths: torch.Tensor, language: torch.Tensor, textnorm: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The four query embeddings + features through the encoder → (encoder output, output lengths)."""
     batch = speech.shape[0]
     language_query = model.embed(language.long()).unsqueeze(1)
     event_emotion_query = model.embed(torch.tensor([1, 2], device=speech.device)).unsqueeze(0)
@@ -51,7 +59,7 @@ def ctc_log_probs(
     encoded, lengths = model.encoder(inputs, speech_lengths.int() + 4)
     if isinstance(encoded, tuple):
         encoded = encoded[0]
-    return model.ctc.log_softmax(encoded), lengths
+    return encoded, lengths
 
 
 def export_onnx(sensevoice: Any, out_path: Path) -> Path:
@@ -98,15 +106,21 @@ def export_graph(graph: torch.nn.Module, out_path: Path, output_names: list[str]
     return out_path
 
 
-def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool = True) -> Path:
-    """Dynamic int8 quantisation of every MatMul weight (activations quantised per call)."""
+def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool = True, attention: bool = True) -> Path:
+    """Dynamic int8 quantisation of the MatMuls (activations quantised per call).
+
+    Every weight MatMul is quantised (signed int8 weights, per output channel). With ``attention`` the
+    activation × activation products (attention scores q·kᵀ and the weighted sum of values, two per layer)
+    are quantised too, both inputs per call; without it they stay fp32, the usual recipe of FunASR's and
+    sherpa-onnx's own export scripts (what the peer exports use).
+    """
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
     previous = root.level
-    root.setLevel(max(previous, logging.WARNING))  # the quantizer logs an INFO line per tensor
+    root.setLevel(max(previous, logging.ERROR))  # the quantizer logs an INFO line per tensor and a pre-processing hint
     try:
         # Signed int8 weights with uint8 activations: the u8s8 path that VNNI/AMX accelerate.
         quantize_dynamic(
@@ -116,6 +130,7 @@ def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool = True) ->
             per_channel=per_channel,
             reduce_range=False,
             weight_type=QuantType.QInt8,
+            extra_options={"MatMulConstBOnly": not attention},
         )
     finally:
         root.setLevel(previous)
