@@ -11,7 +11,7 @@ test-model: venv minio tiny-model ## model tests: tags, espeak, tokenizer layout
 	$(PYTEST) tests/model $(PYTEST_ARGS)
 
 export-tiny-onnx: tiny-model ## export the tiny model to ONNX fp32 + int8 (cached next to it); prints the dir
-	$(PY) -c 'from tests.testmodel import ensure_tiny_model as e; from senseops_runtime.engine.export import ensure_exported as x; m = e(); print(x(m, m.with_name(m.name + "-onnx")))'
+	$(PY) -c 'from tests.testmodel import ensure_tiny_model as e; from senseops_runtime.engine.export import ensure_exported as x, exported_dir as d; m = e(); print(x(m, d(m)))'
 
 fullsize-model: venv ## write the full-size random-init SenseVoice-Small (234 M params) used by benchmarks
 	@test -f $(FULLSIZE_MODEL_DIR)/senseops_testmodel.json || $(PY) -m tests.testmodel fullsize --out $(FULLSIZE_MODEL_DIR)

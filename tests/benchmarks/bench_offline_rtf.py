@@ -42,7 +42,7 @@ sys.path[:0] = [str(ROOT / "runtime")]
 
 from senseops_common import speech  # noqa: E402
 from senseops_runtime.engine import DecodeOptions, load_engine  # noqa: E402
-from senseops_runtime.engine.export import ensure_exported  # noqa: E402
+from senseops_runtime.engine.export import ensure_exported, exported_dir  # noqa: E402
 from senseops_runtime.engine.peer_export import export_for_funasr_onnx, export_for_sherpa  # noqa: E402
 from tests.testmodel import KNOWN_SENTENCES, build_fullsize_random  # noqa: E402
 
@@ -222,7 +222,7 @@ def main() -> int:
     methods = args.methods.split(",")
     onnx_dir = args.model_dir
     if any(m.startswith("onnx") for m in methods):
-        onnx_dir = args.model_dir.with_name(args.model_dir.name + "-onnx")
+        onnx_dir = exported_dir(args.model_dir)
         started = time.perf_counter()
         ensure_exported(args.model_dir, onnx_dir)
         print(f"ONNX export ready in {onnx_dir} ({time.perf_counter() - started:.0f} s)", flush=True)

@@ -52,7 +52,15 @@ def export_model_dir(
 
 
 _EXPORT_MARKER = ".senseops-exported"
-EXPORT_FORMAT = "best-path-v1"  # bump when SenseVoiceBestPath's inputs/outputs change
+# Bump when SenseVoiceBestPath's inputs/outputs or the int8 recipe change. v2: the attention products are int8 too.
+EXPORT_FORMAT = "best-path-v2"
+
+
+def exported_dir(model_dir: Path) -> Path:
+    """Where tests and benchmarks cache the ONNX export of ``model_dir``: beside it, named by the format, so
+    checkouts of different export formats sharing one cache do not overwrite each other's graphs."""
+    model_dir = Path(model_dir)
+    return model_dir.with_name(f"{model_dir.name}-onnx-{EXPORT_FORMAT}")
 
 
 def ensure_exported(model_dir: Path, out_dir: Path) -> Path:

@@ -191,8 +191,13 @@ class Frontend:
 
 
 def pad_batch(features: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Zero-pad a list of (frames, dim) arrays into (batch, max_frames, dim) plus lengths (int32)."""
+    """Zero-pad a list of (frames, dim) arrays into (batch, max_frames, dim) plus lengths (int32).
+
+    A single contiguous float32 array is returned as a (1, frames, dim) view (nothing to pad, nothing copied).
+    """
     lengths = np.array([f.shape[0] for f in features], dtype=np.int32)
+    if len(features) == 1 and features[0].dtype == np.float32 and features[0].flags.c_contiguous:
+        return features[0][None], lengths
     batch = np.zeros((len(features), int(lengths.max()), features[0].shape[1]), dtype=np.float32)
     for index, feature in enumerate(features):
         batch[index, : feature.shape[0]] = feature
