@@ -106,18 +106,45 @@ def export_graph(graph: torch.nn.Module, out_path: Path, output_names: list[str]
     return out_path
 
 
-def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool = True, attention: bool = True) -> Path:
+ATTENTION_INT8 = ("none", "scores", "all")  # which attention products quantize_int8 makes int8
+
+
+def attention_products(fp32_path: Path) -> tuple[list[str], list[str]]:
+    """Names of the activation × activation MatMuls in an exported graph: (scores q·kᵀ, weighted sums p·v).
+
+    A weighted sum is the MatMul whose left input is the attention probabilities (a Softmax, or the Where
+    that masks it); every other MatMul without a constant input is a score product.
+    """
+    import onnx
+
+    model = onnx.load(str(fp32_path), load_external_data=False)
+    constants = {init.name for init in model.graph.initializer}
+    producer = {output: node.op_type for node in model.graph.node for output in node.output}
+    scores: list[str] = []
+    sums: list[str] = []
+    for node in model.graph.node:
+        if node.op_type != "MatMul" or any(name in constants for name in node.input):
+            continue
+        (sums if producer.get(node.input[0]) in ("Softmax", "Where") else scores).append(node.name)
+    return scores, sums
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool = True, attention: str = "none") -> Path:
     """Dynamic int8 quantisation of the MatMuls (activations quantised per call).
 
-    Every weight MatMul is quantised (signed int8 weights, per output channel). With ``attention`` the
-    activation × activation products (attention scores q·kᵀ and the weighted sum of values, two per layer)
-    are quantised too, both inputs per call; without it they stay fp32, the usual recipe of FunASR's and
-    sherpa-onnx's own export scripts (what the peer exports use).
+    Every weight MatMul is quantised (signed int8 weights, per output channel). ``attention`` says which
+    activation × activation products are quantised too, both inputs per call: ``"none"`` (the usual recipe
+    of FunASR's and sherpa-onnx's own export scripts, what the peer exports use), ``"scores"`` (q·kᵀ) or
+    ``"all"`` (also the probabilities × values, which a per-tensor uint8 scale of the probabilities blurs).
     """
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    if attention not in ATTENTION_INT8:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTION_INT8)}, got {attention!r}")
+    scores, sums = attention_products(fp32_path)
+    excluded = {"none": scores + sums, "scores": sums, "all": []}[attention]
     root = logging.getLogger()
     previous = root.level
     root.setLevel(max(previous, logging.ERROR))  # the quantizer logs an INFO line per tensor and a pre-processing hint
@@ -130,7 +157,8 @@ def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool = True, at
             per_channel=per_channel,
             reduce_range=False,
             weight_type=QuantType.QInt8,
-            extra_options={"MatMulConstBOnly": not attention},
+            nodes_to_exclude=excluded,
+            extra_options={"MatMulConstBOnly": False},
         )
     finally:
         root.setLevel(previous)

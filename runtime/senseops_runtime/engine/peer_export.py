@@ -13,7 +13,7 @@ funasr-onnx (PyPI ``funasr-onnx``, FunASR's own ONNX runtime package) reads a mo
 :func:`export_for_funasr_onnx` writes that layout from the same weights.
 
 Both peers' int8 graphs use the usual recipe of their own export scripts: dynamic int8 of the weight
-MatMuls only (``quantize_int8(..., attention=False)``).
+MatMuls only (``quantize_int8(..., attention="none")``).
 
     python -m senseops_runtime.engine.peer_export MODEL_DIR OUT_DIR   # model.onnx, model.int8.onnx, tokens.txt
     python -m senseops_runtime.engine.peer_export --funasr-onnx MODEL_DIR OUT_DIR   # model.onnx, model_quant.onnx
@@ -113,7 +113,7 @@ def export_for_sherpa(model_dir: Path, out_dir: Path, int8: bool = True) -> Sher
     _add_metadata(fp32, meta)
     quantized = None
     if int8:
-        quantized = quantize_int8(fp32, out_dir / SHERPA_INT8, attention=False)
+        quantized = quantize_int8(fp32, out_dir / SHERPA_INT8, attention="none")
         _add_metadata(quantized, meta)
     tokens = out_dir / TOKENS
     tokens.write_text("\n".join(token_lines(pieces)) + "\n", encoding="utf-8")
@@ -153,7 +153,7 @@ def export_for_funasr_onnx(model_dir: Path, out_dir: Path, int8: bool = True) ->
     fp32 = export_graph(SenseVoiceLogits(engine.auto_model.model).eval(), out_dir / FUNASR_ONNX_FP32,
                         ["ctc_logits", "encoder_out_lens"],
                         {"ctc_logits": {0: "batch", 1: "out_frames"}, "encoder_out_lens": {0: "batch"}})
-    quantized = quantize_int8(fp32, out_dir / FUNASR_ONNX_INT8, attention=False) if int8 else None
+    quantized = quantize_int8(fp32, out_dir / FUNASR_ONNX_INT8, attention="none") if int8 else None
     return SherpaExport(out_dir, fp32, quantized, tokenizer)
 
 
