@@ -16,6 +16,7 @@ export-tiny-onnx: tiny-model ## export the tiny model to ONNX fp32 + int8 (cache
 fullsize-model: venv ## write the full-size random-init SenseVoice-Small (234 M params) used by benchmarks
 	@test -f $(FULLSIZE_MODEL_DIR)/senseops_testmodel.json || $(PY) -m tests.testmodel fullsize --out $(FULLSIZE_MODEL_DIR)
 
-bench-offline: venv fullsize-model ## offline RTF, 5/10/30 s clips: torch / ONNX fp32 / ONNX int8 / FunASR generate (table)
+bench-offline: venv fullsize-model ## offline RTF, 5/10/30 s: ours (torch, ONNX fp32/int8) vs FunASR generate, sherpa-onnx, funasr-onnx
 	@scripts/ensure-debian.sh espeak-ng libsndfile1
+	@PROJECT_PY=$(PY) scripts/ensure-funasr-onnx-venv.sh >/dev/null || echo "funasr-onnx venv not built: its rows will say why"
 	$(PY) tests/benchmarks/bench_offline_rtf.py --model-dir $(FULLSIZE_MODEL_DIR) $(BENCH_ARGS)

@@ -3,21 +3,22 @@
     .venv/bin/python tests/benchmarks/bench_offline_rtf.py [--model-dir DIR] [--threads 2] [--repeats 3]
 
 The model is the full-size architecture (≈234 M parameters) with random weights
-(``tests.testmodel.build_fullsize_random``): its cost is the real model's cost, its text is
-noise. Clips of 5, 10 and 30 s are espeak-ng speech (the known sentences, repeated with short pauses).
-Every method runs in this one process on the same weights: ``funasr-generate`` is
-``AutoModel.generate`` (FunASR's own path), ``torch`` is our torch engine (FunASR modules, best-path
-graph), ``onnx-fp32``/``onnx-int8`` are ONNX Runtime on our export; ``sherpa-fp32``/``sherpa-int8`` are
-sherpa-onnx's SenseVoice recogniser (C++ on ONNX Runtime, PyPI ``sherpa-onnx``) on the same weights exported
-in its layout (``senseops_runtime.engine.peer_export``); ``funasr-onnx-fp32``/``funasr-onnx-int8`` are
-FunASR's ONNX package (PyPI ``funasr-onnx``) on the same weights in its layout, run in a subprocess from its
-own virtualenv (it pins numpy<=1.26.4; ``scripts/ensure-funasr-onnx-venv.sh`` builds it, ``--funasr-onnx-python``
-names it) and driven clip by clip in the same round-robin. A peer that cannot run gets a row saying why. RTF = decode seconds / audio seconds (features
-included); each method runs once per round, round-robin, after a warm-up run; the table shows the median
-and the best of ``--repeats`` rounds (the best is the least disturbed by other processes on a shared
-machine), then each of our engines' ratio to the best peer, and the estimated hardware floor: the model's
-multiply-accumulates per second of audio (matrix products + attention, counted from the loaded model) over
-this machine's measured int8 GEMM rate (ONNX Runtime, the same threads).
+(``tests.testmodel.build_fullsize_random``): its cost is the real model's cost, its text is noise. Clips of 5,
+10 and 30 s are espeak-ng speech (the known sentences, repeated with short pauses). Every method runs in this
+one process on the same weights: ``funasr-generate`` is ``AutoModel.generate`` (FunASR's own path), ``torch``
+is our torch engine (FunASR modules, best-path graph), ``onnx-fp32``/``onnx-int8`` are ONNX Runtime on our
+export; ``sherpa-fp32``/``sherpa-int8`` are sherpa-onnx's SenseVoice recogniser (C++ on ONNX Runtime, PyPI
+``sherpa-onnx``) on the same weights exported in its layout (``senseops_runtime.engine.peer_export``);
+``funasr-onnx-fp32``/``funasr-onnx-int8`` are FunASR's ONNX package (PyPI ``funasr-onnx``) on the same weights
+in its layout, run in a subprocess from its own virtualenv (it pins numpy<=1.26.4;
+``scripts/ensure-funasr-onnx-venv.sh`` builds it, ``--funasr-onnx-python`` names it)
+and driven clip by clip in the same round-robin.
+A peer that cannot run gets a line saying why. RTF = decode seconds / audio seconds (features included; for
+funasr-onnx its own timing of its call); each method runs once per round, round-robin, after a warm-up run;
+the table shows the median and the best of ``--repeats`` rounds (the best is the least disturbed by other
+processes on a shared machine), then each of our engines' ratio to the best peer, and the estimated hardware
+floor: the model's multiply-accumulates per second of audio (matrix products + attention, counted from the
+loaded model) over this machine's measured int8 GEMM rate (ONNX Runtime, the same threads).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Every int8 graph recipe must transcribe the espeak set exactly like the fp32 torch model.
 
-The runtime's ``model_int8.onnx`` quantises the attention scores q·kᵀ too (``quantize_int8(attention="scores")``);
-the peers' recipe keeps both attention products fp32 (``attention="none"``). Both are built from the tiny model's fp32 export
-and decoded on every known sentence, with and without ITN, bare and with VAD-style silence around it: any
+The runtime's ``model_int8.onnx`` quantises the attention scores q·kᵀ too (``attention="scores"``); the
+peers' recipe keeps both attention products fp32 (``attention="none"``). Both are built from the tiny model's
+fp32 export and decoded on every known sentence, with and without ITN, bare and with VAD-style silence around it: any
 transcript that differs from the torch engine's fails, and the CER of each variant is printed (``-s``).
 """
 
@@ -39,7 +39,8 @@ def _espeak_set() -> list[tuple[np.ndarray, DecodeOptions, str]]:
         for padding in (0.0, 0.4):
             audio = speech.pad_with_silence(clip, padding, padding)
             for itn in (False, True):
-                cases.append((audio, DecodeOptions(language="auto", itn=itn), sentence.text_itn if itn else sentence.text))
+                reference = sentence.text_itn if itn else sentence.text
+                cases.append((audio, DecodeOptions(language="auto", itn=itn), reference))
     return cases
 
 
