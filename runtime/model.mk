@@ -1,5 +1,5 @@
 # Model area (issue 4, items 2 and 8): tiny test model, engines (torch / ONNX fp32 / ONNX int8), offline benchmark.
-.PHONY: tiny-model test-model export-tiny-onnx fullsize-model bench-offline
+.PHONY: tiny-model test-model export-tiny-onnx fullsize-model bench-offline bench-offline-ab
 
 FULLSIZE_MODEL_DIR ?= $(SENSEOPS_CACHE)/models/fullsize-random-seed0
 
@@ -20,3 +20,6 @@ bench-offline: venv fullsize-model ## offline RTF, 5/10/30 s: ours (torch, ONNX 
 	@scripts/ensure-debian.sh espeak-ng libsndfile1
 	@PROJECT_PY=$(PY) scripts/ensure-funasr-onnx-venv.sh >/dev/null || echo "funasr-onnx venv not built: its rows will say why"
 	$(PY) tests/benchmarks/bench_offline_rtf.py --model-dir $(FULLSIZE_MODEL_DIR) $(BENCH_ARGS)
+
+bench-offline-ab: venv fullsize-model ## interleaved A/B of the offline int8 changes (before / +numpy fbank / +scores int8)
+	$(PY) tests/benchmarks/ab_offline_int8.py --model-dir $(FULLSIZE_MODEL_DIR) $(BENCH_ARGS)
