@@ -19,9 +19,9 @@ def tiny_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_onnx_dir(tiny_model_dir: Path) -> Path:
     """An ONNX model directory exported from the tiny model (cached next to it)."""
-    from senseops_runtime.engine.export import ensure_exported
+    from senseops_runtime.engine.export import ensure_exported, exported_dir
 
-    return ensure_exported(tiny_model_dir, tiny_model_dir.with_name(tiny_model_dir.name + "-onnx"))
+    return ensure_exported(tiny_model_dir, exported_dir(tiny_model_dir))
 
 
 @pytest.fixture(scope="session")

@@ -58,7 +58,9 @@ def test_numpy_frontend_matches_funasr_frontend(engines, clips) -> None:  # type
         torch_features = engines["torch"].features(clip)
         onnx_features = engines["onnx-fp32"].features(clip)
         assert torch_features.shape == onnx_features.shape
-        np.testing.assert_allclose(onnx_features, torch_features, atol=1e-4)
+        # Both are Kaldi's fbank in float32 computed in a different order (FunASR frame by frame, ours all
+        # frames at once): rounding differences up to ~1e-4 after CMVN's scaling.
+        np.testing.assert_allclose(onnx_features, torch_features, atol=3e-4)
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx-fp32", "onnx-int8"])

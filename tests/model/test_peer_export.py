@@ -4,6 +4,7 @@ must transcribe the known sentences exactly as our engine does."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import sherpa_onnx
 
 from senseops_runtime.engine import DecodeOptions, load_engine
 from senseops_runtime.engine.model_dir import LANGUAGE_QUERY
-from senseops_runtime.engine.peer_export import export_for_sherpa, sherpa_metadata, token_lines
+from senseops_runtime.engine.peer_export import export_for_funasr_onnx, export_for_sherpa, sherpa_metadata, token_lines
 from tests.testmodel import KNOWN_SENTENCES
 
 
@@ -49,4 +50,37 @@ def test_sherpa_onnx_transcribes_our_export_like_our_engine(sherpa_dir: Path, ti
         mine = ours.transcribe(audio, DecodeOptions(language="auto", itn=True)).text
         if stream.result.text != mine:
             differing.append((sentence.text, stream.result.text, mine))
+    assert not differing, differing
+
+
+FUNASR_ONNX_PYTHON = Path(os.environ.get("SENSEOPS_CACHE", Path.home() / ".cache" / "senseops")) / \
+    "venv-funasr-onnx" / "bin" / "python"
+
+
+@pytest.mark.skipif(not FUNASR_ONNX_PYTHON.is_file(),
+                    reason="no funasr-onnx venv: run scripts/ensure-funasr-onnx-venv.sh (make bench-offline does)")
+@pytest.mark.parametrize("quantize", [False, True], ids=["fp32", "int8"])
+def test_funasr_onnx_transcribes_our_export_like_our_engine(tiny_model_dir: Path, tiny_onnx_dir: Path,
+                                                            tmp_path_factory: pytest.TempPathFactory,
+                                                            quantize: bool) -> None:
+    """funasr-onnx (its own venv, driven like the benchmark drives it) on the same weights in its layout."""
+    from tests.benchmarks.bench_offline_rtf import FunasrOnnxPeer
+
+    root = tmp_path_factory.getbasetemp() / "funasr-onnx"
+    if not (root / "model_quant.onnx").is_file():
+        export_for_funasr_onnx(tiny_model_dir, root)
+    clips = {f"s{i}": s.synthesize().astype(np.float32) for i, s in enumerate(KNOWN_SENTENCES)}
+    npz = root / "clips.npz"
+    np.savez(npz, **clips)
+    ours = load_engine(tiny_onnx_dir, "onnx-int8" if quantize else "onnx-fp32", threads=1, warm_up=False)
+    peer = FunasrOnnxPeer(FUNASR_ONNX_PYTHON, root, npz, threads=1, quantize=quantize)
+    differing = []
+    try:
+        for name, audio in clips.items():
+            assert peer.decode(name) > 0
+            mine = ours.transcribe(audio, DecodeOptions(language="auto", itn=True)).raw
+            if peer.text != mine:
+                differing.append((peer.text, mine))
+    finally:
+        peer.close()
     assert not differing, differing

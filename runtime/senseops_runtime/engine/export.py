@@ -47,12 +47,22 @@ def export_model_dir(
                 shutil.copy2(files.root / name, target / name)
     engine = TorchEngine(files.root, device="cpu")
     fp32 = export_onnx(engine.auto_model.model, target / ONNX_FP32)
-    quantized = quantize_int8(fp32, target / ONNX_INT8, per_channel=per_channel) if int8 else None
+    # The attention scores (q·kᵀ) are int8 too; the probabilities × values stay fp32 — quantising those changed
+    # the tiny model's transcripts (tests/model/test_int8_variants.py).
+    quantized = quantize_int8(fp32, target / ONNX_INT8, per_channel=per_channel, attention="scores") if int8 else None
     return ExportResult(model_dir=target, fp32=fp32, int8=quantized)
 
 
 _EXPORT_MARKER = ".senseops-exported"
-EXPORT_FORMAT = "best-path-v1"  # bump when SenseVoiceBestPath's inputs/outputs change
+# Bump when SenseVoiceBestPath's inputs/outputs or the int8 recipe change. v2: the attention scores are int8 too.
+EXPORT_FORMAT = "best-path-v2"
+
+
+def exported_dir(model_dir: Path) -> Path:
+    """Where tests and benchmarks cache the ONNX export of ``model_dir``: beside it, named by the format, so
+    checkouts of different export formats sharing one cache do not overwrite each other's graphs."""
+    model_dir = Path(model_dir)
+    return model_dir.with_name(f"{model_dir.name}-onnx-{EXPORT_FORMAT}")
 
 
 def ensure_exported(model_dir: Path, out_dir: Path) -> Path:

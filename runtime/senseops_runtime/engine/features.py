@@ -1,13 +1,17 @@
 """SenseVoice's frontend in NumPy: 80-bin log-mel fbank → 7-frame stacking every 6 frames → CMVN.
 
 The ONNX backend must not need torch or FunASR at run time, yet must feed the network exactly what
-FunASR's ``WavFrontend`` feeds it (``tests/model`` checks the two agree). Both use kaldi-native-fbank
-with the same options; stacking (LFR) and CMVN are re-implemented here from the same definitions.
+FunASR's ``WavFrontend`` feeds it (``tests/model`` checks the two agree). FunASR computes the fbank with
+kaldi-native-fbank; here the same Kaldi definition (framing, DC removal, pre-emphasis, window, power
+spectrum, mel triangles, log) is computed for all frames at once with NumPy, which is several times faster
+than kaldi-native-fbank's per-frame loop plus the Python list it needs (``Frontend.fbank_kaldi`` keeps that
+reference; the tests compare the two). Stacking (LFR) and CMVN are re-implemented from the same definitions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import kaldi_native_fbank as knf
@@ -15,6 +19,10 @@ import numpy as np
 
 SAMPLE_RATE = 16_000
 MIN_SAMPLES = 400  # one 25 ms analysis window; shorter clips are zero-padded to it
+PREEMPHASIS = 0.97  # Kaldi's default preemph_coeff (FunASR's WavFrontend does not change it)
+LOW_FREQ = 20.0  # Kaldi's default mel low_freq (Hz); high_freq 0 means the Nyquist frequency
+_FLOAT_EPSILON = float(np.finfo(np.float32).eps)  # Kaldi's log floor for mel energies
+_WINDOWS = ("hamming", "hanning", "povey", "rectangular")
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,44 @@ def load_cmvn(path: Path) -> np.ndarray:
     return np.array([shift, scale], dtype=np.float32)
 
 
+def window_function(kind: str, length: int) -> np.ndarray:
+    """Kaldi's analysis window of ``length`` samples (float64)."""
+    if kind not in _WINDOWS:
+        raise ValueError(f"unsupported window {kind!r}; use one of: {', '.join(_WINDOWS)}")
+    if kind == "rectangular":
+        return np.ones(length)
+    cosine = np.cos(2 * np.pi / (length - 1) * np.arange(length)) if length > 1 else np.ones(1)
+    if kind == "hamming":
+        return np.asarray(0.54 - 0.46 * cosine)
+    hann = 0.5 - 0.5 * cosine
+    return np.asarray(hann**0.85 if kind == "povey" else hann)
+
+
+@lru_cache(maxsize=8)
+def _window(kind: str, length: int) -> np.ndarray:
+    return window_function(kind, length).astype(np.float32)
+
+
+def _mel(freq: np.ndarray | float) -> np.ndarray:
+    return np.asarray(1127.0 * np.log(1.0 + np.asarray(freq) / 700.0))
+
+
+@lru_cache(maxsize=8)
+def mel_banks(n_mels: int, fft_size: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Kaldi's triangular mel filters as a (fft_size // 2 + 1, n_mels) float32 matrix (Nyquist bin unused)."""
+    mel_low, mel_high = _mel(LOW_FREQ), _mel(sample_rate / 2)
+    delta = (mel_high - mel_low) / (n_mels + 1)
+    left = mel_low + np.arange(n_mels) * delta
+    center, right = left + delta, left + 2 * delta
+    mels = _mel(np.arange(fft_size // 2) * sample_rate / fft_size)[:, None]
+    rising = (mels - left) / (center - left)
+    falling = (right - mels) / (right - center)
+    weights = np.where((mels > left) & (mels < right), np.where(mels <= center, rising, falling), 0.0)
+    out = np.zeros((fft_size // 2 + 1, n_mels), dtype=np.float32)
+    out[: fft_size // 2] = weights
+    return out
+
+
 class Frontend:
     """Waveform → network input features, identical to FunASR's WavFrontend for one clip."""
 
@@ -72,7 +118,38 @@ class Frontend:
         self.cmvn = cmvn
 
     def fbank(self, audio: np.ndarray) -> np.ndarray:
-        """Log-mel filterbank of float samples in [-1, 1] (scaled to 16-bit range as FunASR does)."""
+        """Log-mel filterbank of float samples in [-1, 1] (scaled to 16-bit range as FunASR does).
+
+        Kaldi's fbank (snip_edges, no energy, power spectrum, log) for all frames at once; equal to
+        :meth:`fbank_kaldi` within float rounding. Dithered configs use the Kaldi reference.
+        """
+        config = self.config
+        if config.dither != 0.0 or config.window not in _WINDOWS:
+            return self.fbank_kaldi(audio)
+        length = min(int(SAMPLE_RATE * config.frame_length_ms / 1000), audio.size)
+        shift = int(SAMPLE_RATE * config.frame_shift_ms / 1000)
+        if length <= 0 or audio.size < length:
+            return np.zeros((0, config.n_mels), dtype=np.float32)
+        frames = 1 + (audio.size - length) // shift
+        samples = np.asarray(audio, dtype=np.float32) * np.float32(32768.0)
+        windows = np.lib.stride_tricks.as_strided(
+            samples, shape=(frames, length), strides=(samples.strides[0] * shift, samples.strides[0]), writeable=False
+        )
+        # DC removal then pre-emphasis, in one pass: y[i] = (x[i] - m) - k (x[i-1] - m), y[0] = (1 - k)(x[0] - m).
+        mean = windows.mean(axis=1, keepdims=True, dtype=np.float32)
+        emphasised = np.empty((frames, length), dtype=np.float32)
+        np.subtract(windows[:, 1:], np.float32(PREEMPHASIS) * windows[:, :-1], out=emphasised[:, 1:])
+        emphasised[:, 1:] -= np.float32(1.0 - PREEMPHASIS) * mean
+        emphasised[:, :1] = np.float32(1.0 - PREEMPHASIS) * (windows[:, :1] - mean)
+        emphasised *= _window(config.window, length)
+        fft_size = 1 << max(length - 1, 1).bit_length()
+        spectrum = np.fft.rfft(emphasised, n=fft_size, axis=1)
+        power = np.square(spectrum.real) + np.square(spectrum.imag)
+        energies = power.astype(np.float32, copy=False) @ mel_banks(config.n_mels, fft_size)
+        return np.log(np.maximum(energies, _FLOAT_EPSILON)).astype(np.float32)
+
+    def fbank_kaldi(self, audio: np.ndarray) -> np.ndarray:
+        """The same filterbank through kaldi-native-fbank, frame by frame (FunASR's own path; the reference)."""
         config = self.config
         options = knf.FbankOptions()
         options.frame_opts.samp_freq = float(SAMPLE_RATE)
@@ -114,8 +191,13 @@ class Frontend:
 
 
 def pad_batch(features: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Zero-pad a list of (frames, dim) arrays into (batch, max_frames, dim) plus lengths (int32)."""
+    """Zero-pad a list of (frames, dim) arrays into (batch, max_frames, dim) plus lengths (int32).
+
+    A single contiguous float32 array is returned as a (1, frames, dim) view (nothing to pad, nothing copied).
+    """
     lengths = np.array([f.shape[0] for f in features], dtype=np.int32)
+    if len(features) == 1 and features[0].dtype == np.float32 and features[0].flags.c_contiguous:
+        return features[0][None], lengths
     batch = np.zeros((len(features), int(lengths.max()), features[0].shape[1]), dtype=np.float32)
     for index, feature in enumerate(features):
         batch[index, : feature.shape[0]] = feature

@@ -42,6 +42,14 @@ def ctc_log_probs(
     model: Any, speech: torch.Tensor, speech_lengths: torch.Tensor, language: torch.Tensor, textnorm: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The four query embeddings + features through the encoder → CTC log-probs (batch, 4 + frames, vocab)."""
+    encoded, lengths = encode(model, speech, speech_lengths, language, textnorm)
+    return model.ctc.log_softmax(encoded), lengths
+
+
+def encode(
+    model: Any, speech: torch.Tensor, speech_lengths: torch.Tensor, language: torch.Tensor, textnorm: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The four query embeddings + features through the encoder → (encoder output, output lengths)."""
     batch = speech.shape[0]
     language_query = model.embed(language.long()).unsqueeze(1)
     event_emotion_query = model.embed(torch.tensor([1, 2], device=speech.device)).unsqueeze(0)
@@ -51,7 +59,7 @@ def ctc_log_probs(
     encoded, lengths = model.encoder(inputs, speech_lengths.int() + 4)
     if isinstance(encoded, tuple):
         encoded = encoded[0]
-    return model.ctc.log_softmax(encoded), lengths
+    return encoded, lengths
 
 
 def export_onnx(sensevoice: Any, out_path: Path) -> Path:
@@ -98,15 +106,48 @@ def export_graph(graph: torch.nn.Module, out_path: Path, output_names: list[str]
     return out_path
 
 
-def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool = True) -> Path:
-    """Dynamic int8 quantisation of every MatMul weight (activations quantised per call)."""
+ATTENTION_INT8 = ("none", "scores", "all")  # which attention products quantize_int8 makes int8
+
+
+def attention_products(fp32_path: Path) -> tuple[list[str], list[str]]:
+    """Names of the activation × activation MatMuls in an exported graph: (scores q·kᵀ, weighted sums p·v).
+
+    A weighted sum is the MatMul whose left input is the attention probabilities (a Softmax, or the Where
+    that masks it); every other MatMul without a constant input is a score product.
+    """
+    import onnx
+
+    model = onnx.load(str(fp32_path), load_external_data=False)
+    constants = {init.name for init in model.graph.initializer}
+    producer = {output: node.op_type for node in model.graph.node for output in node.output}
+    scores: list[str] = []
+    sums: list[str] = []
+    for node in model.graph.node:
+        if node.op_type != "MatMul" or any(name in constants for name in node.input):
+            continue
+        (sums if producer.get(node.input[0]) in ("Softmax", "Where") else scores).append(node.name)
+    return scores, sums
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool = True, attention: str = "none") -> Path:
+    """Dynamic int8 quantisation of the MatMuls (activations quantised per call).
+
+    Every weight MatMul is quantised (signed int8 weights, per output channel). ``attention`` says which
+    activation × activation products are quantised too, both inputs per call: ``"none"`` (the usual recipe
+    of FunASR's and sherpa-onnx's own export scripts, what the peer exports use), ``"scores"`` (q·kᵀ) or
+    ``"all"`` (also the probabilities × values, which a per-tensor uint8 scale of the probabilities blurs).
+    """
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    if attention not in ATTENTION_INT8:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTION_INT8)}, got {attention!r}")
+    scores, sums = attention_products(fp32_path)
+    excluded = {"none": scores + sums, "scores": sums, "all": []}[attention]
     root = logging.getLogger()
     previous = root.level
-    root.setLevel(max(previous, logging.WARNING))  # the quantizer logs an INFO line per tensor
+    root.setLevel(max(previous, logging.ERROR))  # the quantizer logs an INFO line per tensor and a pre-processing hint
     try:
         # Signed int8 weights with uint8 activations: the u8s8 path that VNNI/AMX accelerate.
         quantize_dynamic(
@@ -116,6 +157,8 @@ def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool = True) ->
             per_channel=per_channel,
             reduce_range=False,
             weight_type=QuantType.QInt8,
+            nodes_to_exclude=excluded,
+            extra_options={"MatMulConstBOnly": False},
         )
     finally:
         root.setLevel(previous)

@@ -80,7 +80,7 @@ class OnnxEngine:
         if not clips:
             return []
         queries = [query_indices(o) for o in options]
-        speech, lengths = pad_batch([self.features(clip) for clip in clips])
+        speech, lengths = pad_batch([self.features(clip) for clip in clips])  # one clip: a view, no copy
         best_log_probs, best_ids, frame_lengths = self._session.run(
             None,
             {

@@ -1,0 +1,117 @@
+"""Interleaved A/B of issue 13's offline changes, in one process, on the full-size model's ONNX int8 session.
+
+    .venv/bin/python tests/benchmarks/ab_offline_int8.py [--model-dir DIR] [--rounds 7] [--threads 2]
+
+Arms (same weights, same session options as ``OnnxEngine``), run old/new/old/new… per clip, medians shown:
+
+- ``before``: the previous path — int8 of the weight MatMuls only, kaldi-native-fbank features;
+- ``+numpy fbank``: the same graph, features from the vectorised NumPy fbank (``Frontend.fbank``);
+- ``+scores int8``: also the attention scores q·kᵀ int8 — the runtime's ``model_int8.onnx`` today.
+
+Each cell is decode seconds per audio second: wall time (what a caller waits) and, after the slash, this
+process's CPU time divided by the threads (less disturbed by other processes on a shared machine; ORT's
+spinning threads count too). The weights-only graph is quantised once into the export directory's sibling
+``<export>-weights-only-int8.onnx``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "runtime"), str(ROOT)]
+
+from senseops_runtime.engine.export import ensure_exported, exported_dir  # noqa: E402
+from senseops_runtime.engine.graph import quantize_int8  # noqa: E402
+from senseops_runtime.engine.model_dir import ONNX_FP32, ONNX_INT8, ModelFiles  # noqa: E402
+
+
+def session(path: Path, threads: int) -> Any:
+    """An ONNX Runtime session with OnnxEngine's options."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def main() -> int:
+    cache = Path(os.environ.get("SENSEOPS_CACHE", Path.home() / ".cache" / "senseops"))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=cache / "models" / "fullsize-random-seed0")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--durations", default="5,10,30")
+    args = parser.parse_args()
+
+    onnx_dir = ensure_exported(args.model_dir, exported_dir(args.model_dir))
+    weights_only = onnx_dir.with_name(onnx_dir.name + "-weights-only-int8.onnx")
+    if not weights_only.is_file():
+        print(f"quantising the weights-only int8 graph into {weights_only} …", flush=True)
+        partial = weights_only.with_name(weights_only.name + ".partial")
+        quantize_int8(onnx_dir / ONNX_FP32, partial, attention="none")
+        partial.rename(weights_only)
+    frontend = ModelFiles.open(onnx_dir).frontend()
+    cmvn = frontend.cmvn
+    assert cmvn is not None
+
+    def kaldi_features(audio: np.ndarray) -> np.ndarray:
+        return np.asarray((frontend.lfr(frontend.fbank_kaldi(audio)) + cmvn[0]) * cmvn[1], dtype=np.float32)
+
+    old_graph, new_graph = session(weights_only, args.threads), session(onnx_dir / ONNX_INT8, args.threads)
+    arms: dict[str, tuple[Any, Callable[[np.ndarray], np.ndarray]]] = {
+        "before": (old_graph, kaldi_features),
+        "+numpy fbank": (old_graph, frontend),
+        "+scores int8": (new_graph, frontend),
+    }
+    rng = np.random.default_rng(0)
+    durations = [float(d) for d in args.durations.split(",")]
+    clips = {d: (rng.standard_normal(int(16_000 * d)) * 0.1).astype(np.float32) for d in durations}
+
+    def decode(arm: str, audio: np.ndarray) -> None:
+        graph, features = arms[arm]
+        speech = features(audio)[None]
+        graph.run(None, {"speech": speech, "speech_lengths": np.array([speech.shape[1]], dtype=np.int32),
+                         "language": np.array([0], dtype=np.int32), "textnorm": np.array([14], dtype=np.int32)})
+
+    for arm in arms:
+        for audio in clips.values():
+            decode(arm, audio)  # warm-up per shape
+    wall: dict[tuple[str, float], list[float]] = {(a, d): [] for a in arms for d in durations}
+    cpu: dict[tuple[str, float], list[float]] = {(a, d): [] for a in arms for d in durations}
+    for _ in range(args.rounds):
+        for seconds, audio in clips.items():
+            for arm in arms:
+                started, started_cpu = time.perf_counter(), time.process_time()
+                decode(arm, audio)
+                wall[(arm, seconds)].append((time.perf_counter() - started) / seconds)
+                cpu[(arm, seconds)].append((time.process_time() - started_cpu) / seconds / args.threads)
+    load = os.getloadavg()
+    print(f"\nA/B, {args.rounds} interleaved rounds, {args.threads} threads; load average at end "
+          f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}. Cells: median RTF wall / CPU÷threads (change vs before).")
+    print("| arm | " + " | ".join(f"{d:g} s" for d in durations) + " |")
+    print("|" + "---|" * (len(durations) + 1))
+    for arm in arms:
+        cells = []
+        for seconds in durations:
+            w, c = statistics.median(wall[(arm, seconds)]), statistics.median(cpu[(arm, seconds)])
+            base = statistics.median(wall[("before", seconds)])
+            cells.append(f"{w:.4f} / {c:.4f} ({(w / base - 1) * 100:+.0f} %)")
+        print(f"| {arm} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
