@@ -5,6 +5,8 @@ must transcribe the known sentences exactly as our engine does."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -53,16 +55,22 @@ def test_sherpa_onnx_transcribes_our_export_like_our_engine(sherpa_dir: Path, ti
     assert not differing, differing
 
 
-FUNASR_ONNX_PYTHON = Path(os.environ.get("SENSEOPS_CACHE", Path.home() / ".cache" / "senseops")) / \
-    "venv-funasr-onnx" / "bin" / "python"
+REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.skipif(not FUNASR_ONNX_PYTHON.is_file(),
-                    reason="no funasr-onnx venv: run scripts/ensure-funasr-onnx-venv.sh (make bench-offline does)")
+@pytest.fixture(scope="session")
+def funasr_onnx_python() -> Path:
+    """funasr-onnx's own venv (numpy 1.x), built once into the machine cache by the same script the bench uses."""
+    done = subprocess.run([str(REPO / "scripts" / "ensure-funasr-onnx-venv.sh")], capture_output=True, text=True,
+                          env={**os.environ, "PROJECT_PY": sys.executable}, timeout=900)
+    assert done.returncode == 0, f"could not build the funasr-onnx venv:\n{done.stderr[-2000:]}"
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("quantize", [False, True], ids=["fp32", "int8"])
 def test_funasr_onnx_transcribes_our_export_like_our_engine(tiny_model_dir: Path, tiny_onnx_dir: Path,
                                                             tmp_path_factory: pytest.TempPathFactory,
-                                                            quantize: bool) -> None:
+                                                            funasr_onnx_python: Path, quantize: bool) -> None:
     """funasr-onnx (its own venv, driven like the benchmark drives it) on the same weights in its layout."""
     from tests.benchmarks.bench_offline_rtf import FunasrOnnxPeer
 
@@ -73,7 +81,7 @@ def test_funasr_onnx_transcribes_our_export_like_our_engine(tiny_model_dir: Path
     npz = root / "clips.npz"
     np.savez(npz, **clips)
     ours = load_engine(tiny_onnx_dir, "onnx-int8" if quantize else "onnx-fp32", threads=1, warm_up=False)
-    peer = FunasrOnnxPeer(FUNASR_ONNX_PYTHON, root, npz, threads=1, quantize=quantize)
+    peer = FunasrOnnxPeer(funasr_onnx_python, root, npz, threads=1, quantize=quantize)
     differing = []
     try:
         for name, audio in clips.items():
