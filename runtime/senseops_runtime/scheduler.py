@@ -1,8 +1,8 @@
 """One scheduler per process: all model calls of all sessions and requests go through it.
 
 Engines are not thread-safe, so one worker thread runs them; the event loop only enqueues and awaits.
-Jobs are taken by priority (finals and uploads before partials) and batched up to ``max_batch`` clips of
-the same priority per model call.
+Jobs are taken by priority (finals and uploads before partials). Finals are decoded alone, so each equals
+an offline decode of its segment; uploads are batched up to ``max_batch`` clips per model call.
 
 Partials are submitted with a *source* (:meth:`DecodeScheduler.submit_latest`) that is read when the
 worker picks them, so a partial that waited in the queue still decodes the newest audio instead of going
@@ -95,7 +95,11 @@ def choose_partials(lengths: list[int], batching: PartialBatching) -> list[int]:
 def pick_batch(queue: list[_Job], max_batch: int, batching: PartialBatching | None = None) -> list[_Job]:
     """Pop the most urgent job and the jobs that share its model call (heap order kept for the rest).
 
-    Finals and uploads: up to ``max_batch`` of the same priority. Partials (the lowest priority, so
+    Finals: one per call. A batch is not bit-for-bit the same computation as a clip alone (int8 dynamic
+    quantisation scales its activations over the whole batch; padded shapes change float summation), and
+    a final must equal an offline decode of its segment: on the full-size int8 model, 6 of 6 test
+    sentences decoded as one batch came out different from each decoded alone. Uploads: up to
+    ``max_batch`` per call. Partials (the lowest priority, so
     everything left is a partial): :func:`choose_partials` over all waiting partials; their clips must
     already be resolved (:meth:`DecodeScheduler._resolve_partials`).
     """
@@ -110,7 +114,8 @@ def pick_batch(queue: list[_Job], max_batch: int, batching: PartialBatching | No
             if index not in chosen:
                 heapq.heappush(queue, job)
         return batch
-    while queue and len(batch) < max_batch and queue[0].priority == first.priority:
+    limit = 1 if first.priority == Priority.FINAL else max_batch
+    while queue and len(batch) < limit and queue[0].priority == first.priority:
         batch.append(heapq.heappop(queue))
     return batch
 

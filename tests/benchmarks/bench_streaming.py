@@ -256,6 +256,9 @@ def main() -> int:
     parser.add_argument(
         "--no-offline-check", action="store_true", help="skip decoding every final again offline (saves memory)"
     )
+    parser.add_argument(
+        "--server-env", action="append", default=[], metavar="SENSEOPS_X=V", help="extra server setting (A/B runs)"
+    )
     args = parser.parse_args()
 
     rows = []
@@ -272,11 +275,12 @@ def main() -> int:
             "SENSEOPS_AUDIO_MINUTES_PER_DAY": "100000",
             "OMP_NUM_THREADS": str(args.threads),
         }
+        env.update(item.split("=", 1) for item in args.server_env)
         server = RuntimeServer(env, work / "runtime.log")
         started = time.monotonic()
         server.start(ready_timeout_s=900)
         print(f"[{backend}] server ready in {time.monotonic() - started:.0f} s (log {server.log_path})", flush=True)
-        offline = None if args.no_offline_check else load_engine(model_dir, backend, threads=1)
+        offline = None if args.no_offline_check else load_engine(model_dir, backend, threads=args.threads)
         try:
             for n in (int(c) for c in args.clients.split(",")):
                 row = asyncio.run(run_level(server, secret, n, args.utterances, seed=n, offline=offline))

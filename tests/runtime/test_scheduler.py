@@ -56,8 +56,9 @@ async def test_priorities_and_batching() -> None:
     finals = [scheduler.submit(clip(100 + i), OPTIONS, Priority.FINAL) for i in range(3)]
     results = await asyncio.gather(blocker, *partials, *finals)
     assert [r.text for r in results] == ["1", "10", "11", "12", "100", "101", "102"]
-    # Finals first (in order, two per call), then the waiting partials in one call; kinds never mixed.
-    assert engine.batches == [[1], [100, 101], [102], [10, 11, 12]]
+    # Finals first, in order and one per call (a final must equal an offline decode of its segment), then
+    # the waiting partials in one call; kinds never mixed.
+    assert engine.batches == [[1], [100], [101], [102], [10, 11, 12]]
     assert engine.threads == {"decode_0"}
     await scheduler.stop()
 
@@ -80,8 +81,8 @@ async def test_engine_error_on_one_clip_fails_only_that_clip_and_the_worker_surv
     scheduler.start()
     blocker = scheduler.submit(clip(1), OPTIONS, Priority.FINAL)
     await asyncio.sleep(0.01)
-    doomed = scheduler.submit(clip(7), OPTIONS, Priority.FINAL)
-    innocent = scheduler.submit(clip(8), OPTIONS, Priority.FINAL)
+    doomed = scheduler.submit(clip(7), OPTIONS, Priority.UPLOAD)
+    innocent = scheduler.submit(clip(8), OPTIONS, Priority.UPLOAD)
     await blocker
     with pytest.raises(RuntimeError, match="model exploded"):
         await doomed
