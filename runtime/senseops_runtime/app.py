@@ -79,6 +79,7 @@ async def load_model(services: Services, loader: EngineLoader) -> None:
             partial_batching=PartialBatching(
                 max(1, services.settings.partial_batch_max_clips),
                 int(services.settings.partial_batch_max_audio_s * limits.SAMPLE_RATE),
+                services.settings.partial_batch_max_padding,
             ),
         )
         scheduler.start()

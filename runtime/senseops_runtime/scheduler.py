@@ -69,26 +69,35 @@ class PartialBatching:
 
     max_clips: int = limits.PARTIAL_BATCH_MAX_CLIPS
     max_padded_samples: int = int(limits.PARTIAL_BATCH_MAX_AUDIO_S * limits.SAMPLE_RATE)
+    max_padding: float = limits.PARTIAL_BATCH_MAX_PADDING
 
 
 def choose_partials(lengths: list[int], batching: PartialBatching) -> list[int]:
     """Indices of the partials (``lengths`` in request order, oldest first) to decode in one call.
 
     The oldest request always goes, so no session starves; younger ones join, in request order, while
-    the batch stays within ``max_clips`` and its padded size (clips x longest clip) within
-    ``max_padded_samples`` -- the bound on how long a final that arrives meanwhile waits.
+    the batch stays within ``max_clips``, its padded size (clips x longest clip) within
+    ``max_padded_samples`` -- the bound on how long a final that arrives meanwhile waits -- and the
+    padding within ``max_padding`` of the padded size: a batch only pays while the per-call cost it
+    saves exceeds the padding it computes, so clips of similar length go together.
     """
     if not lengths:
         return []
     chosen = [0]
     longest = max(lengths[0], 1)
+    useful = lengths[0]
     for index in range(1, len(lengths)):
         if len(chosen) >= batching.max_clips:
             break
         candidate_longest = max(longest, lengths[index])
-        if (len(chosen) + 1) * candidate_longest <= batching.max_padded_samples:
-            chosen.append(index)
-            longest = candidate_longest
+        padded = (len(chosen) + 1) * candidate_longest
+        if padded > batching.max_padded_samples:
+            continue
+        if padded - (useful + lengths[index]) > batching.max_padding * padded:
+            continue
+        chosen.append(index)
+        longest = candidate_longest
+        useful += lengths[index]
     return chosen
 
 

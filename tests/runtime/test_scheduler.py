@@ -109,20 +109,27 @@ async def test_event_loop_stays_responsive_during_decodes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("lengths", "max_clips", "max_padded", "chosen"),
+    ("lengths", "max_clips", "max_padded", "max_padding", "chosen"),
     [
-        pytest.param([], 4, 100, [], id="nothing-waiting"),
-        pytest.param([10, 10, 10], 4, 100, [0, 1, 2], id="all-fit"),
-        pytest.param([10, 10, 10, 10, 10], 3, 1000, [0, 1, 2], id="clip-cap"),
-        pytest.param([10, 40, 10, 10], 4, 60, [0, 2, 3], id="long-one-skipped-younger-short-ones-join"),
-        pytest.param([500, 10, 10], 4, 100, [0], id="oldest-always-goes-even-over-budget"),
-        pytest.param([30, 30, 30, 30], 8, 100, [0, 1, 2], id="padded-budget"),
-        pytest.param([10, 20, 30], 8, 90, [0, 1, 2], id="budget-counts-the-longest"),
-        pytest.param([10, 20, 31], 8, 90, [0, 1], id="one-over-budget"),
+        pytest.param([], 4, 100, 1.0, [], id="nothing-waiting"),
+        pytest.param([10, 10, 10], 4, 100, 0.0, [0, 1, 2], id="all-fit"),
+        pytest.param([10, 10, 10, 10, 10], 3, 1000, 0.0, [0, 1, 2], id="clip-cap"),
+        pytest.param([10, 40, 10, 10], 4, 60, 1.0, [0, 2, 3], id="long-one-skipped-younger-short-ones-join"),
+        pytest.param([500, 10, 10], 4, 100, 1.0, [0], id="oldest-always-goes-even-over-budget"),
+        pytest.param([30, 30, 30, 30], 8, 100, 0.0, [0, 1, 2], id="padded-budget"),
+        pytest.param([10, 20, 30], 8, 90, 1.0, [0, 1, 2], id="budget-counts-the-longest"),
+        pytest.param([10, 20, 31], 8, 90, 1.0, [0, 1], id="one-over-budget"),
+        # Padding: [10, 20] pads 10 of 40 (25 %); adding 40 would pad 50 of 120.
+        pytest.param([10, 20, 40, 18], 8, 1000, 0.25, [0, 1, 3], id="padding-cap-skips-a-long-one"),
+        pytest.param([100, 10, 90, 80], 8, 1000, 0.25, [0, 2, 3], id="padding-cap-skips-a-short-one"),
+        pytest.param([100, 76], 8, 1000, 0.12, [0, 1], id="padding-at-the-cap-joins"),
+        pytest.param([100, 75], 8, 1000, 0.12, [0], id="padding-over-the-cap"),
     ],
 )
-def test_choose_partials(lengths: list[int], max_clips: int, max_padded: int, chosen: list[int]) -> None:
-    assert choose_partials(lengths, PartialBatching(max_clips, max_padded)) == chosen
+def test_choose_partials(
+    lengths: list[int], max_clips: int, max_padded: int, max_padding: float, chosen: list[int]
+) -> None:
+    assert choose_partials(lengths, PartialBatching(max_clips, max_padded, max_padding)) == chosen
 
 
 async def test_partials_read_their_audio_when_picked_and_are_dropped_when_unwanted() -> None:
