@@ -7,8 +7,8 @@ benchmark's utterances: 0.3-4 s). Each round is decoded three ways, interleaved 
 and the median of ``--rounds`` is printed:
 
 * singles: one model call per partial (the scheduler before issue 13);
-* capped: :func:`senseops_runtime.scheduler.choose_partials` with the default budget, repeatedly, until
-  the round is done (what the scheduler does now);
+* capped N s: :func:`senseops_runtime.scheduler.choose_partials` with a padded-audio budget of N s
+  (``--budgets``; the default budget is what the scheduler does now), repeatedly, until the round is done;
 * one batch: all N in one call (no budget).
 
 From the round time: partial updates per second each stream would get if the worker did nothing else
@@ -68,25 +68,25 @@ def main() -> int:
     parser.add_argument("--streams", default="4,8,16,24")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--budgets", default=f"{PartialBatching().max_padded_samples / SAMPLE_RATE:g},12")
     args = parser.parse_args()
     engine = load_engine(args.model_dir, args.backend, threads=args.threads)
     rng = np.random.default_rng(0)
-    batching = PartialBatching()
+    budgets = [float(b) for b in args.budgets.split(",")]
     print(f"load before: {os.getloadavg()[0]:.2f}", flush=True)
     rows = []
     for n in (int(s) for s in args.streams.split(",")):
         picker = random.Random(n)
-        ways: dict[str, list[tuple[float, float]]] = {"singles": [], "capped": [], "one batch": []}
+        ways: dict[str, list[tuple[float, float]]] = {"singles": [], "one batch": []}
         for _ in range(args.rounds):
             lengths = [int(picker.uniform(0.3, 4.0) * SAMPLE_RATE) for _ in range(n)]
             clips = [(rng.standard_normal(length) * 0.1).astype(np.float32) for length in lengths]
-            plans = {
-                "singles": [[i] for i in range(n)],
-                "capped": capped_calls(lengths, batching),
-                "one batch": [list(range(n))],
-            }
+            plans = {"singles": [[i] for i in range(n)], "one batch": [list(range(n))]}
+            for budget in budgets:
+                batching = PartialBatching(max_padded_samples=int(budget * SAMPLE_RATE))
+                plans[f"capped {budget:g} s"] = capped_calls(lengths, batching)
             for way, calls in plans.items():
-                ways[way].append(timed_round(engine, clips, calls))
+                ways.setdefault(way, []).append(timed_round(engine, clips, calls))
         for way, results in ways.items():
             total = statistics.median(r[0] for r in results)
             longest = statistics.median(r[1] for r in results)
