@@ -23,7 +23,7 @@ ts-client-deps: ## install the TypeScript client's pinned dev dependencies (npm 
 test-ts-client: venv minio ts-client-deps ## TypeScript client tests (node --test) against a real runtime server
 	$(PYTEST) tests/runtime/test_ts_client.py $(PYTEST_ARGS)
 
-bench-streaming: venv ## streaming benchmark: full-size random-init model, 1/4/8/16 real-time clients (prints a table)
+bench-streaming: venv ## streaming benchmark: full-size random-init model, 1/4/8/16/24 real-time clients (prints a table)
 	$(PY) tests/benchmarks/bench_streaming.py $(BENCH_ARGS)
 
 demo-runtime: venv debian ## start the runtime with the tiny model, stream an espeak-ng utterance, print partials + final

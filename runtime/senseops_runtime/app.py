@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from senseops_runtime import limits
 from senseops_runtime.body_limit import BodyLimitMiddleware
 from senseops_runtime.drain import REFUSED_HTTP_MESSAGE, refuses_http
 from senseops_runtime.engine.base import Engine
@@ -26,7 +27,7 @@ from senseops_runtime.recording import SpoolRecorder
 from senseops_runtime.redaction import select_rules
 from senseops_runtime.routers import console, health, openai_compat, stream, transcribe
 from senseops_runtime.routers.common import MULTIPART_OVERHEAD
-from senseops_runtime.scheduler import DecodeScheduler
+from senseops_runtime.scheduler import DecodeScheduler, PartialBatching
 from senseops_runtime.services import Services
 from senseops_runtime.settings import RuntimeSettings
 from senseops_runtime.streaming.vad import SileroVad
@@ -75,6 +76,11 @@ async def load_model(services: Services, loader: EngineLoader) -> None:
                 [k.name.lower() for k in kinds], secs, audio
             ),
             on_depth=services.metrics.queue_depth.set,
+            partial_batching=PartialBatching(
+                max(1, services.settings.partial_batch_max_clips),
+                int(services.settings.partial_batch_max_audio_s * limits.SAMPLE_RATE),
+                services.settings.partial_batch_max_padding,
+            ),
         )
         scheduler.start()
     except Exception as exc:

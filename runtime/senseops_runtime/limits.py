@@ -25,6 +25,9 @@ MAX_OPTIONS_BYTES = 4_096
 PARTIAL_INTERVAL_S = 0.3  # audio time between partial decodes of the open segment
 PARTIAL_WINDOW_S = 8.0  # partials decode at most this much of the open segment's tail
 PARTIAL_MAX_BACKLOG = 4  # skip a partial while this many decodes already wait (finals come first)
+PARTIAL_BATCH_MAX_CLIPS = 16  # partials of different sessions decoded in one model call, at most
+PARTIAL_BATCH_MAX_AUDIO_S = 6.0  # ...and at most this much padded audio (clips x longest): a final waits <= 1 such call
+PARTIAL_BATCH_MAX_PADDING = 0.25  # ...and at most this fraction of it padding (similar lengths batch together)
 REALTIME_BURST_S = 10.0  # a client may run this far ahead of real time (replay after reconnect)
 REALTIME_CLOSE_AHEAD_S = 30.0  # ...and is closed beyond this
 

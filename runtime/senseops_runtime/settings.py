@@ -61,6 +61,9 @@ class RuntimeSettings(BaseModel):
     max_segment_s: float = limits.MAX_SEGMENT_S
     scheduler_max_pending: int = limits.SCHEDULER_MAX_PENDING
     scheduler_max_batch: int = limits.SCHEDULER_MAX_BATCH
+    partial_batch_max_clips: int = limits.PARTIAL_BATCH_MAX_CLIPS
+    partial_batch_max_audio_s: float = limits.PARTIAL_BATCH_MAX_AUDIO_S
+    partial_batch_max_padding: float = limits.PARTIAL_BATCH_MAX_PADDING
     warmup: bool = True
     # Graceful drain on SIGTERM: the whole drain (streams, requests, spool upload) ends within drain_timeout_s.
     drain_timeout_s: float = limits.DRAIN_TIMEOUT_S

@@ -1,6 +1,6 @@
-"""Streaming benchmark: 1/4/8/16 concurrent real-time clients on a full-size random-init SenseVoice-Small.
+"""Streaming benchmark: 1/4/8/16/24 concurrent real-time clients on a full-size random-init SenseVoice-Small.
 
-    python tests/benchmarks/bench_streaming.py [--backends torch,onnx-int8] [--clients 1,4,8,16]
+    python tests/benchmarks/bench_streaming.py [--backends torch,onnx-int8] [--clients 1,4,8,16,24]
 
 For each backend a real runtime (uvicorn, one process) is started on loopback with the full-size model
 (``build_fullsize_random``: 234 M parameters, the real model's cost, meaningless text). Each client streams
@@ -9,8 +9,13 @@ espeak-ng sentences separated by silence at real time in 100 ms frames, as the a
 * final latency (client side): the frame holding the last speech sample of an utterance was sent ->
   the final for that utterance arrived. It includes the VAD's end-of-speech wait
   (SENSEOPS_VAD_MIN_SILENCE_MS, 400 ms by default), which is inherent to endpointing;
-* partial latency (server side): partial requested -> partial sent, from the server's
-  ``senseops_partial_latency_seconds`` histogram (quantiles interpolated as Prometheus does);
+* partial latency (server side): the newest audio in the partial arrived -> partial sent, from the
+  server's ``senseops_partial_latency_seconds`` histogram (quantiles interpolated as Prometheus does);
+* partial updates per second of speech, per stream (partials received / seconds of speech it sent): the
+  minimum over streams shows starvation, the median the typical stream;
+* finals against an offline decode: each final's segment (its start_ms..end_ms of the sent audio) is
+  decoded again in this process with the same backend, alone; the count of differing texts is printed
+  (it must be 0);
 * CPU (100 % = one core) and peak RSS of the server process, from /proc.
 
 Prints one table; not a test (timings depend on the machine).
@@ -38,8 +43,11 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "runtime")]
 
 from senseops_common import speech  # noqa: E402
+from senseops_runtime.audio_input import pcm16_to_float  # noqa: E402
 from senseops_runtime.auth import AuthConfig, issue_token  # noqa: E402
 from senseops_runtime.client import pcm_frames, stream_pcm  # noqa: E402
+from senseops_runtime.engine.base import DecodeOptions, Engine  # noqa: E402
+from senseops_runtime.engine.factory import load_engine  # noqa: E402
 from tests.runtime.server import RuntimeServer  # noqa: E402
 from tests.testmodel import KNOWN_SENTENCES, build_fullsize_random  # noqa: E402
 
@@ -59,6 +67,8 @@ class ClientPlan:
 @dataclass
 class ClientResult:
     final_latencies: list[float] = field(default_factory=list)
+    partials_per_speech_s: float = 0.0
+    finals: list[tuple[int, int, str]] = field(default_factory=list)  # (start sample, end sample, text)
     missed: int = 0
     close_code: int | None = None
     close_reason: str = ""
@@ -89,6 +99,9 @@ async def run_client(url: str, token: str, plan: ClientPlan) -> ClientResult:
         on_frame_sent=lambda index, at: sent_at.append(at),
     )
     result = ClientResult(close_code=outcome.close_code, close_reason=outcome.close_reason)
+    speech_s = sum(end - start for start, end in plan.speech_spans) / SAMPLE_RATE
+    result.partials_per_speech_s = len(outcome.partials) / speech_s if speech_s else 0.0
+    result.finals = [(m["start_ms"] * 16, m["end_ms"] * 16, m["final"]) for _, m in outcome.finals]
     samples_per_frame = SAMPLE_RATE * FRAME_MS // 1000
     for start, end in plan.speech_spans:
         # The final(s) overlapping this utterance; the last of them completes it.
@@ -140,7 +153,24 @@ def proc_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def run_level(server: RuntimeServer, secret: str, clients: int, utterances: int, seed: int) -> dict[str, object]:
+def offline_mismatches(engine: Engine | None, plans: list[ClientPlan], results: list[ClientResult]) -> int:
+    """Finals whose text differs from decoding the same samples offline (alone, same backend); -1: unchecked."""
+    if engine is None:
+        return -1
+    options = DecodeOptions(itn=True)
+    mismatches = 0
+    for plan, result in zip(plans, results, strict=True):
+        for start, end, text in result.finals:
+            offline = engine.transcribe(pcm16_to_float(plan.pcm[start * 2 : end * 2]), options).text
+            if offline != text:
+                mismatches += 1
+                print(f"  final differs from offline decode: {text!r} != {offline!r}", flush=True)
+    return mismatches
+
+
+async def run_level(
+    server: RuntimeServer, secret: str, clients: int, utterances: int, seed: int, offline: Engine | None = None
+) -> dict[str, object]:
     rng = random.Random(seed)
     clips = [s.synthesize() for s in KNOWN_SENTENCES]
     plans = [plan_client(utterances, rng, clips) for _ in range(clients)]
@@ -171,6 +201,8 @@ async def run_level(server: RuntimeServer, secret: str, clients: int, utterances
         after = partial_buckets((await http.get(f"{server.http}/metrics")).text)
     delta = [(b, a - c) for (b, a), (_, c) in zip(after, before or [(b, 0.0) for b, _ in after], strict=True)]
     finals = sorted(x for r in results for x in r.final_latencies)
+    rates = sorted(r.partials_per_speech_s for r in results)
+    mismatches = await asyncio.to_thread(offline_mismatches, offline, plans, results)
 
     def pct(values: list[float], q: float) -> float:
         return (
@@ -187,6 +219,9 @@ async def run_level(server: RuntimeServer, secret: str, clients: int, utterances
         "final_p50": pct(finals, 0.50),
         "final_p95": pct(finals, 0.95),
         "finals": len(finals),
+        "updates_min": rates[0] if rates else float("nan"),
+        "updates_p50": statistics.median(rates) if rates else float("nan"),
+        "offline_mismatches": mismatches,
         "missed": sum(r.missed for r in results),
         "bad_closes": sum(1 for r in results if r.close_code != 1000),
         "close_reasons": sorted({f"{r.close_code} {r.close_reason}" for r in results if r.close_code != 1000}),
@@ -215,9 +250,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=cache / "models" / "fullsize-random-seed0")
     parser.add_argument("--backends", default="onnx-int8,torch")
-    parser.add_argument("--clients", default="1,4,8,16")
+    parser.add_argument("--clients", default="1,4,8,16,24")
     parser.add_argument("--utterances", type=int, default=4, help="sentences per client per level")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--no-offline-check", action="store_true", help="skip decoding every final again offline (saves memory)"
+    )
+    parser.add_argument(
+        "--server-env", action="append", default=[], metavar="SENSEOPS_X=V", help="extra server setting (A/B runs)"
+    )
     args = parser.parse_args()
 
     rows = []
@@ -234,13 +275,15 @@ def main() -> int:
             "SENSEOPS_AUDIO_MINUTES_PER_DAY": "100000",
             "OMP_NUM_THREADS": str(args.threads),
         }
+        env.update(item.split("=", 1) for item in args.server_env)
         server = RuntimeServer(env, work / "runtime.log")
         started = time.monotonic()
         server.start(ready_timeout_s=900)
         print(f"[{backend}] server ready in {time.monotonic() - started:.0f} s (log {server.log_path})", flush=True)
+        offline = None if args.no_offline_check else load_engine(model_dir, backend, threads=args.threads)
         try:
             for n in (int(c) for c in args.clients.split(",")):
-                row = asyncio.run(run_level(server, secret, n, args.utterances, seed=n))
+                row = asyncio.run(run_level(server, secret, n, args.utterances, seed=n, offline=offline))
                 row["backend"] = backend
                 rows.append(row)
                 print(f"[{backend}] {n} clients done: {row}", flush=True)
@@ -260,10 +303,13 @@ def main() -> int:
         f"{args.threads} model threads, {args.utterances} utterances per client, 100 ms frames, real time"
     )
     print("final latency = last speech frame sent -> final received (includes the 400 ms end-of-speech wait)")
-    print("partial latency = partial requested -> sent (server histogram, interpolated)\n")
+    print("partial latency = newest audio in the partial arrived -> partial sent (server histogram, interpolated)")
+    print("updates/s = partials received per second of speech sent, per stream: min over streams / median")
+    print("offline = finals whose text differs from an offline decode of the same samples (-1: not checked)\n")
     header = (
         f"| {'backend':9} | {'clients':>7} | {'partial p50':>11} | {'partial p95':>11} | {'final p50':>9} | "
-        f"{'final p95':>9} | {'finals':>6} | {'missed':>6} | {'bad closes':>10} | {'CPU %':>6} | {'RSS MiB':>7} |"
+        f"{'final p95':>9} | {'updates/s min/p50':>17} | {'finals':>6} | {'offline':>7} | "
+        f"{'missed':>6} | {'bad closes':>10} | {'CPU %':>6} | {'RSS MiB':>7} |"
     )
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
@@ -272,7 +318,9 @@ def main() -> int:
             f"| {r['backend']:9} | {r['clients']:>7} | {r['partial_p50'] * 1000:>8.0f} ms | "
             f"{r['partial_p95'] * 1000:>8.0f} ms | {r['final_p50'] * 1000:>6.0f} ms | "
             f"{r['final_p95'] * 1000:>6.0f} ms | "
-            f"{r['finals']:>6} | {r['missed']:>6} | {r['bad_closes']:>10} | {r['cpu']:>6.0f} | {r['rss']:>7.0f} |"
+            f"{r['updates_min']:>8.1f} / {r['updates_p50']:>4.1f} | "
+            f"{r['finals']:>6} | {r['offline_mismatches']:>7} | "
+            f"{r['missed']:>6} | {r['bad_closes']:>10} | {r['cpu']:>6.0f} | {r['rss']:>7.0f} |"
         )
     return 0
 

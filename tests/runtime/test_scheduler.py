@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from senseops_runtime.engine.base import DecodeOptions, Transcript
-from senseops_runtime.scheduler import DecodeScheduler, Overloaded, Priority
+from senseops_runtime.scheduler import DecodeScheduler, Overloaded, PartialBatching, Priority, choose_partials
 
 OPTIONS = DecodeOptions()
 
@@ -56,8 +56,9 @@ async def test_priorities_and_batching() -> None:
     finals = [scheduler.submit(clip(100 + i), OPTIONS, Priority.FINAL) for i in range(3)]
     results = await asyncio.gather(blocker, *partials, *finals)
     assert [r.text for r in results] == ["1", "10", "11", "12", "100", "101", "102"]
-    # Finals first (in order, two per call), then partials one at a time; kinds never mixed in one call.
-    assert engine.batches == [[1], [100, 101], [102], [10], [11], [12]]
+    # Finals first, in order and one per call (a final must equal an offline decode of its segment), then
+    # the waiting partials in one call; kinds never mixed.
+    assert engine.batches == [[1], [100], [101], [102], [10, 11, 12]]
     assert engine.threads == {"decode_0"}
     await scheduler.stop()
 
@@ -80,8 +81,8 @@ async def test_engine_error_on_one_clip_fails_only_that_clip_and_the_worker_surv
     scheduler.start()
     blocker = scheduler.submit(clip(1), OPTIONS, Priority.FINAL)
     await asyncio.sleep(0.01)
-    doomed = scheduler.submit(clip(7), OPTIONS, Priority.FINAL)
-    innocent = scheduler.submit(clip(8), OPTIONS, Priority.FINAL)
+    doomed = scheduler.submit(clip(7), OPTIONS, Priority.UPLOAD)
+    innocent = scheduler.submit(clip(8), OPTIONS, Priority.UPLOAD)
     await blocker
     with pytest.raises(RuntimeError, match="model exploded"):
         await doomed
@@ -104,4 +105,57 @@ async def test_event_loop_stays_responsive_during_decodes() -> None:
     await asyncio.gather(*work)
     # If a model call ran on the loop, one tick would stall for ~0.3 s.
     assert max(lags) < 0.15, lags
+    await scheduler.stop()
+
+
+@pytest.mark.parametrize(
+    ("lengths", "max_clips", "max_padded", "max_padding", "chosen"),
+    [
+        pytest.param([], 4, 100, 1.0, [], id="nothing-waiting"),
+        pytest.param([10, 10, 10], 4, 100, 0.0, [0, 1, 2], id="all-fit"),
+        pytest.param([10, 10, 10, 10, 10], 3, 1000, 0.0, [0, 1, 2], id="clip-cap"),
+        pytest.param([10, 40, 10, 10], 4, 60, 1.0, [0, 2, 3], id="long-one-skipped-younger-short-ones-join"),
+        pytest.param([500, 10, 10], 4, 100, 1.0, [0], id="oldest-always-goes-even-over-budget"),
+        pytest.param([30, 30, 30, 30], 8, 100, 0.0, [0, 1, 2], id="padded-budget"),
+        pytest.param([10, 20, 30], 8, 90, 1.0, [0, 1, 2], id="budget-counts-the-longest"),
+        pytest.param([10, 20, 31], 8, 90, 1.0, [0, 1], id="one-over-budget"),
+        # Padding: [10, 20] pads 10 of 40 (25 %); adding 40 would pad 50 of 120.
+        pytest.param([10, 20, 40, 18], 8, 1000, 0.25, [0, 1, 3], id="padding-cap-skips-a-long-one"),
+        pytest.param([100, 10, 90, 80], 8, 1000, 0.25, [0, 2, 3], id="padding-cap-skips-a-short-one"),
+        pytest.param([100, 76], 8, 1000, 0.12, [0, 1], id="padding-at-the-cap-joins"),
+        pytest.param([100, 75], 8, 1000, 0.12, [0], id="padding-over-the-cap"),
+    ],
+)
+def test_choose_partials(
+    lengths: list[int], max_clips: int, max_padded: int, max_padding: float, chosen: list[int]
+) -> None:
+    assert choose_partials(lengths, PartialBatching(max_clips, max_padded, max_padding)) == chosen
+
+
+async def test_partials_read_their_audio_when_picked_and_are_dropped_when_unwanted() -> None:
+    engine = SlowEngine(delay_s=0.1)
+    scheduler = DecodeScheduler(engine, max_pending=8, max_batch=1)
+    scheduler.start()
+    blocker = scheduler.submit(clip(1), OPTIONS, Priority.FINAL)
+    await asyncio.sleep(0.02)
+    audio = {"a": 5, "b": 6}
+    a = scheduler.submit_latest(lambda: clip(audio["a"]), OPTIONS)
+    gone = scheduler.submit_latest(lambda: None, OPTIONS)
+    b = scheduler.submit_latest(lambda: clip(audio["b"]), OPTIONS)
+    audio["a"], audio["b"] = 50, 60  # more audio arrived while they waited
+    assert [r.text for r in await asyncio.gather(blocker, a, gone, b)] == ["1", "50", "", "60"]
+    assert engine.batches == [[1], [50, 60]]
+    await scheduler.stop()
+
+
+async def test_waiting_partials_never_make_a_final_overloaded() -> None:
+    scheduler = DecodeScheduler(SlowEngine(delay_s=0.2), max_pending=2, max_batch=1)
+    scheduler.start()
+    blocker = scheduler.submit(clip(1), OPTIONS, Priority.FINAL)
+    await asyncio.sleep(0.02)
+    partials = [scheduler.submit_latest(lambda: clip(3), OPTIONS) for _ in range(2)]
+    with pytest.raises(Overloaded):
+        scheduler.submit_latest(lambda: clip(3), OPTIONS)
+    finals = [scheduler.submit(clip(2), OPTIONS, Priority.FINAL) for _ in range(2)]
+    assert [r.text for r in await asyncio.gather(blocker, *finals, *partials)] == ["1", "2", "2", "3", "3"]
     await scheduler.stop()

@@ -74,6 +74,7 @@ class _OpenSegment:
     start: int
     confirmed_sent_partial_at: int = 0  # absolute sample index of the last partial request
     partial_in_flight: bool = False
+    partial_audio_at: float = 0.0  # monotonic arrival time of the newest sample in the partial being decoded
 
 
 def wav_bytes(clip: np.ndarray) -> bytes:
@@ -122,6 +123,7 @@ class StreamSession:
         self.offset_samples = options.start_offset_ms * limits.SAMPLE_RATE // 1000
         self.recorded: list[SegmentSpan] = []  # spans of this stream already recorded (replays are skipped)
         self.first_audio_at: float | None = None
+        self.last_audio_at = 0.0  # monotonic arrival time of the newest audio frame
         self.send_lock = asyncio.Lock()
         self.finals: asyncio.Queue[tuple[SegmentClosed, int, np.ndarray, asyncio.Future[Transcript], float] | None] = (
             asyncio.Queue()
@@ -289,6 +291,7 @@ class StreamSession:
         metrics = self.services.metrics
         metrics.audio_seconds.labels(*metrics.model_labels, "stream").inc(seconds)
         self.audio.append(pcm16_to_float(data))
+        self.last_audio_at = time.monotonic()
         # Score every whole 512-sample chunk not yet scored, off the event loop.
         step = limits.VAD_CHUNK_SAMPLES
         count = (self.audio.total - self.vad_pos) // step
@@ -337,22 +340,31 @@ class StreamSession:
             partial_in_flight=seg.partial_in_flight,
             samples_since_last_partial=self.vad_pos - seg.confirmed_sent_partial_at,
             interval_samples=self.interval_samples,
-            decode_backlog=self.scheduler.depth,
         ):
             return
-        lo, hi = partial_window(self.vad_pos - seg.start, self.window_samples)
-        clip = self.audio.slice(seg.start + lo, seg.start + hi)
+        # The clip is cut when the decode worker picks the job (newest audio then), not now: a partial
+        # that waited behind other sessions' work is not stale when it runs.
         try:
-            future = self.scheduler.submit(clip, self.options.decode, Priority.PARTIAL)
+            future = self.scheduler.submit_latest(lambda: self._partial_clip(seg), self.options.decode)
         except Overloaded:
             return  # partials are best effort; the final is what must not be lost
         seg.partial_in_flight = True
         seg.confirmed_sent_partial_at = self.vad_pos
-        task = asyncio.create_task(self._send_partial(seg, future, time.monotonic()))
+        task = asyncio.create_task(self._send_partial(seg, future))
         self.partial_tasks.add(task)
         task.add_done_callback(self.partial_tasks.discard)
 
-    async def _send_partial(self, seg: _OpenSegment, future: asyncio.Future[Transcript], asked_at: float) -> None:
+    def _partial_clip(self, seg: _OpenSegment) -> np.ndarray | None:
+        """The open segment's tail as it is now (None once the segment closed: its final supersedes it)."""
+        if self.open is not seg:
+            return None
+        end = self.audio.total
+        lo, hi = partial_window(end - seg.start, self.window_samples)
+        seg.confirmed_sent_partial_at = max(seg.confirmed_sent_partial_at, self.vad_pos)
+        seg.partial_audio_at = self.last_audio_at
+        return self.audio.slice(seg.start + lo, seg.start + hi)
+
+    async def _send_partial(self, seg: _OpenSegment, future: asyncio.Future[Transcript]) -> None:
         try:
             transcript = await future
         except Exception:  # a failed partial is not fatal; the final decode will report a real failure
@@ -363,8 +375,9 @@ class StreamSession:
         if self.open is not seg or not transcript.text:
             return  # the segment closed meanwhile: its final supersedes this partial
         await self.send_json({"partial": transcript.text})
+        # Latency as a listener sees it: the newest audio in this partial arrived -> the partial was sent.
         metrics = self.services.metrics
-        metrics.partial_latency.labels(*metrics.model_labels).observe(time.monotonic() - asked_at)
+        metrics.partial_latency.labels(*metrics.model_labels).observe(time.monotonic() - seg.partial_audio_at)
 
     async def _send_finals(self) -> None:
         per_ms = limits.SAMPLE_RATE // 1000
