@@ -91,9 +91,11 @@ def main() -> int:
             decode(arm, audio)  # warm-up per shape
     wall: dict[tuple[str, float], list[float]] = {(a, d): [] for a in arms for d in durations}
     cpu: dict[tuple[str, float], list[float]] = {(a, d): [] for a in arms for d in durations}
-    for _ in range(args.rounds):
+    names = list(arms)
+    for round_no in range(args.rounds):
         for seconds, audio in clips.items():
-            for arm in arms:
+            # Rotate which arm goes first each round, so no arm always runs right after a different clip size.
+            for arm in names[round_no % len(names):] + names[:round_no % len(names)]:
                 started, started_cpu = time.perf_counter(), time.process_time()
                 decode(arm, audio)
                 wall[(arm, seconds)].append((time.perf_counter() - started) / seconds)

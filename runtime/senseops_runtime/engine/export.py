@@ -47,15 +47,17 @@ def export_model_dir(
                 shutil.copy2(files.root / name, target / name)
     engine = TorchEngine(files.root, device="cpu")
     fp32 = export_onnx(engine.auto_model.model, target / ONNX_FP32)
-    # The attention scores (q·kᵀ) are int8 too; the probabilities × values stay fp32 — quantising those changed
-    # the tiny model's transcripts (tests/model/test_int8_variants.py).
-    quantized = quantize_int8(fp32, target / ONNX_INT8, per_channel=per_channel, attention="scores") if int8 else None
+    # Weight MatMuls only. Quantising the attention scores q·kᵀ as well (attention="scores") kept the tiny model's
+    # transcripts but did not pay on the full-size model: +3 to +10 % RTF on 5/10 s clips in interleaved A/Bs
+    # (`make bench-offline-ab`); the probabilities × values product in int8 ("all") changed transcripts.
+    quantized = quantize_int8(fp32, target / ONNX_INT8, per_channel=per_channel, attention="none") if int8 else None
     return ExportResult(model_dir=target, fp32=fp32, int8=quantized)
 
 
 _EXPORT_MARKER = ".senseops-exported"
-# Bump when SenseVoiceBestPath's inputs/outputs or the int8 recipe change. v2: the attention scores are int8 too.
-EXPORT_FORMAT = "best-path-v2"
+# Bump when SenseVoiceBestPath's inputs/outputs or the int8 recipe change. v2: the attention scores were int8 too;
+# v3: back to weight MatMuls only (v2 was slower, see export_model_dir).
+EXPORT_FORMAT = "best-path-v3"
 
 
 def exported_dir(model_dir: Path) -> Path:

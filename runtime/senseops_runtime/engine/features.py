@@ -16,6 +16,7 @@ from pathlib import Path
 
 import kaldi_native_fbank as knf
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 SAMPLE_RATE = 16_000
 MIN_SAMPLES = 400  # one 25 ms analysis window; shorter clips are zero-padded to it
@@ -92,6 +93,12 @@ def _window(kind: str, length: int) -> np.ndarray:
 
 def _mel(freq: np.ndarray | float) -> np.ndarray:
     return np.asarray(1127.0 * np.log(1.0 + np.asarray(freq) / 700.0))
+
+
+@lru_cache(maxsize=1)
+def _blas() -> ThreadpoolController:
+    """The process's BLAS libraries (found once)."""
+    return ThreadpoolController()
 
 
 @lru_cache(maxsize=8)
@@ -184,7 +191,10 @@ class Frontend:
         """Features for one clip: (frames, n_mels * lfr_m) float32."""
         if audio.size < MIN_SAMPLES:
             audio = np.pad(audio, (0, MIN_SAMPLES - audio.size))
-        features = self.lfr(self.fbank(audio))
+        # One BLAS thread for the mel matrix product: OpenBLAS's own threads keep spinning after a call and take
+        # the cores ONNX Runtime's threads need next (full-size int8, 5 s clips: RTF 0.035 with them, 0.024 without).
+        with _blas().limit(limits=1, user_api="blas"):
+            features = self.lfr(self.fbank(audio))
         if self.cmvn is not None:
             features = (features + self.cmvn[0]) * self.cmvn[1]
         return features.astype(np.float32)
