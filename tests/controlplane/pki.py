@@ -85,6 +85,44 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurve
     )
 
 
+def _new_ca(common_name: str, now: datetime.datetime) -> tuple[ec.EllipticCurvePrivateKey, x509.Name,
+                                                                  x509.Certificate]:
+    """A self-signed CA (key, name, certificate)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name(common_name)
+    cert = (
+        _builder(name, name, key.public_key(), now)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                key_encipherment=False, data_encipherment=False, key_agreement=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, name, cert
+
+
+def _issue(ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, subject: x509.Name,
+           usages: list[x509.ObjectIdentifier], san: list[x509.GeneralName] | None,
+           now: datetime.datetime) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A leaf certificate signed by the CA, with the given extended key usages and optional SANs."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        _builder(subject, ca_name, key.public_key(), now)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+    )
+    if san:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+    return key, builder.sign(ca_key, hashes.SHA256())
+
+
 def generate_pki(root: Path, service_ip: str) -> PkiPaths:
     """Create the CA, serving/client certificates and service-account keys under ``root``.
 
@@ -95,39 +133,13 @@ def generate_pki(root: Path, service_ip: str) -> PkiPaths:
     paths = PkiPaths(root)
     now = datetime.datetime.now(datetime.UTC)
 
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("senseops-local-ca")
-    ca_cert = (
-        _builder(ca_name, ca_name, ca_key.public_key(), now)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_key, ca_name, ca_cert = _new_ca("senseops-local-ca", now)
     _write_key(paths.ca_key, ca_key)
     _write_cert(paths.ca_cert, ca_cert)
 
     def issue(subject: x509.Name, usages: list[x509.ObjectIdentifier],
               san: list[x509.GeneralName] | None) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        builder = (
-            _builder(subject, ca_name, key.public_key(), now)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-            )
-        )
-        if san:
-            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-        return key, builder.sign(ca_key, hashes.SHA256())
+        return _issue(ca_key, ca_name, subject, usages, san, now)
 
     san: list[x509.GeneralName] = [x509.DNSName(name) for name in APISERVER_DNS_NAMES]
     san += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", service_ip)]
@@ -148,32 +160,11 @@ def generate_pki(root: Path, service_ip: str) -> PkiPaths:
     _write_cert(paths.etcd_client_cert, cert)
 
     # The aggregation layer's front proxy: its own CA and the API server's client certificate under it.
-    fp_ca_key = ec.generate_private_key(ec.SECP256R1())
-    fp_ca_name = _name("senseops-front-proxy-ca")
-    fp_ca_cert = (
-        _builder(fp_ca_name, fp_ca_name, fp_ca_key.public_key(), now)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(fp_ca_key.public_key()), critical=False)
-        .sign(fp_ca_key, hashes.SHA256())
-    )
+    fp_ca_key, fp_ca_name, fp_ca_cert = _new_ca("senseops-front-proxy-ca", now)
     _write_key(paths.front_proxy_ca_key, fp_ca_key)
     _write_cert(paths.front_proxy_ca_cert, fp_ca_cert)
-    fp_key = ec.generate_private_key(ec.SECP256R1())
-    fp_cert = (
-        _builder(_name(FRONT_PROXY_CLIENT), fp_ca_name, fp_key.public_key(), now)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(fp_ca_key.public_key()), critical=False)
-        .sign(fp_ca_key, hashes.SHA256())
-    )
+    fp_key, fp_cert = _issue(fp_ca_key, fp_ca_name, _name(FRONT_PROXY_CLIENT), [ExtendedKeyUsageOID.CLIENT_AUTH],
+                             None, now)
     _write_key(paths.front_proxy_client_key, fp_key)
     _write_cert(paths.front_proxy_client_cert, fp_cert)
 
