@@ -31,7 +31,6 @@ from typing import Any
 
 import pytest
 
-from senseops_runtime.auth import AuthConfig, issue_token
 from senseops_runtime.client import StreamOutcome, pcm_frames, stream_pcm_resilient
 from tests.autoscale.keda_local import (
     KEDA_NS,
@@ -53,7 +52,7 @@ from tests.gateway.conftest import (  # noqa: F401 - fixtures
 )
 from tests.gateway.helpers import apply, gateway, gateway_port, http_route
 from tests.procnode.launcher import ProcessNodeHandle
-from tests.procnode.workloads import RUNTIME_SECRET, jwt_secret, ready_endpoints, runtime_deployment
+from tests.procnode.workloads import jwt_secret, ready_endpoints, runtime_deployment, runtime_token
 from tests.runtime.helpers import ENGLISH, utterance_pcm
 from tests.servers.prometheus import PrometheusServer
 
@@ -68,8 +67,7 @@ SENTENCE = pcm_frames(utterance_pcm(ENGLISH, before_s=0.6, after_s=1.2), 100)
 
 
 def token(subject: str) -> str:
-    return issue_token(AuthConfig(hs256_secret=RUNTIME_SECRET), RUNTIME_SECRET, subject, subject, ["stream"],
-                       False, time.time(), 3600)
+    return runtime_token(subject)
 
 
 @dataclass

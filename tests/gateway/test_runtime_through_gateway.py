@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from senseops_runtime.auth import AuthConfig, issue_token
 from senseops_runtime.client import pcm_frames, stream_pcm
 from tests.gateway.conftest import GatewayDataplane
 from tests.gateway.helpers import LoadLoop, apply, gateway, gateway_port, http_route, wait_until
 from tests.gateway.test_gateway_cluster import GATEWAY_CLASS, route_weights
 from tests.procnode.launcher import ProcessNodeHandle
-from tests.procnode.workloads import RUNTIME_SECRET, jwt_secret, ready_endpoints, runtime_deployment
+from tests.procnode.workloads import jwt_secret, ready_endpoints, runtime_deployment, runtime_token
 from tests.runtime.helpers import ENGLISH, utterance_pcm
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -28,8 +27,7 @@ READY_TIMEOUT_S = 400.0
 
 
 def token(subject: str) -> str:
-    return issue_token(AuthConfig(hs256_secret=RUNTIME_SECRET), RUNTIME_SECRET, subject, subject,
-                       ["stream", "transcribe"], False, time.time(), 600)
+    return runtime_token(subject, ("stream", "transcribe"), ttl_s=600)
 
 
 def health_requests(ip: str) -> float:

@@ -29,7 +29,6 @@ from typing import Any
 import pytest
 
 from senseops_common.storage import local_directory_manifest
-from senseops_runtime.auth import AuthConfig, issue_token
 from senseops_runtime.client import StreamOutcome, pcm_frames, stream_pcm_resilient
 from tests.common.waiting import wait_until
 from tests.gateway.conftest import (  # noqa: F401 - fixtures
@@ -43,7 +42,7 @@ from tests.gateway.helpers import apply, gateway, gateway_port, http_route
 from tests.operator.cases import asr_model
 from tests.operator.operator_process import OperatorProcess
 from tests.procnode.launcher import ProcessNodeHandle
-from tests.procnode.workloads import RUNTIME_SECRET, jwt_secret, ready_endpoints, runtime_deployment
+from tests.procnode.workloads import jwt_secret, ready_endpoints, runtime_deployment, runtime_token
 from tests.runtime.helpers import ENGLISH, utterance_pcm
 
 pytestmark = [pytest.mark.cluster]
@@ -55,8 +54,7 @@ SENTENCE = [frame for frame in pcm_frames(utterance_pcm(ENGLISH, before_s=0.6, a
 
 
 def token(subject: str) -> str:
-    return issue_token(AuthConfig(hs256_secret=RUNTIME_SECRET), RUNTIME_SECRET, subject, subject, ["stream"],
-                       False, time.time(), 3600)
+    return runtime_token(subject)
 
 
 @dataclass

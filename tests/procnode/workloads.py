@@ -9,6 +9,16 @@ from tests.controlplane.fixtures import ClusterHandle
 from tests.procnode.fixtures import PLACEMENT
 
 RUNTIME_SECRET = "procnode-tests-hs256-secret-0123456789abcdef"
+
+
+def runtime_token(subject: str, scopes: tuple[str, ...] = ("stream",), ttl_s: int = 3600) -> str:
+    """An HS256 token the runtime pods made by :func:`runtime_deployment` accept (their secret is RUNTIME_SECRET)."""
+    import time
+
+    from senseops_runtime.auth import AuthConfig, issue_token
+
+    return issue_token(AuthConfig(hs256_secret=RUNTIME_SECRET), RUNTIME_SECRET, subject, subject, list(scopes),
+                       False, time.time(), ttl_s)
 JWT_SECRET_NAME = "runtime-jwt"
 
 
