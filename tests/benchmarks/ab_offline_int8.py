@@ -7,12 +7,15 @@ Arms (same weights, same session options as ``OnnxEngine``), run old/new/old/new
 - ``before``: int8 of the weight MatMuls only (the runtime's ``model_int8.onnx``), kaldi-native-fbank features;
 - ``+numpy fbank``: the same graph, features from the runtime's frontend (vectorised NumPy fbank, one BLAS thread);
 - ``+scores int8``: also the attention scores q·kᵀ int8 (``quantize_int8(attention="scores")``; measured slower,
-  so not the runtime's recipe).
+  so not the runtime's recipe);
+- ``static QDQ``: the weight MatMuls int8 with fixed activation scales (``quantize_int8_static``, calibrated on the
+  espeak sentences); a clip batched with others decodes exactly as alone. A last table times 8 clips of 2 s
+  decoded one by one and as one padded batch, on the runtime's graph and on the static one.
 
 Each cell is decode seconds per audio second: wall time (what a caller waits) and, after the slash, this
 process's CPU time divided by the threads (less disturbed by other processes on a shared machine; ORT's
-spinning threads count too). The scores graph is quantised once into the export directory's sibling
-``<export>-scores-int8.onnx``. Arm order rotates each round.
+spinning threads count too). The scores and static graphs are quantised once into the export directory's
+siblings ``<export>-scores-int8.onnx`` and ``<export>-static-int8.onnx``. Arm order rotates each round.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "runtime"), str(ROOT)]
 
 from senseops_runtime.engine.export import ensure_exported, exported_dir  # noqa: E402
-from senseops_runtime.engine.graph import quantize_int8  # noqa: E402
+from senseops_runtime.engine.features import pad_batch  # noqa: E402
+from senseops_runtime.engine.graph import feeds, quantize_int8, quantize_int8_static  # noqa: E402
 from senseops_runtime.engine.model_dir import ONNX_FP32, ONNX_INT8, ModelFiles  # noqa: E402
 
 
@@ -65,6 +69,14 @@ def main() -> int:
         quantize_int8(onnx_dir / ONNX_FP32, partial, attention="scores")
         partial.rename(scores_graph)
     frontend = ModelFiles.open(onnx_dir).frontend()
+    static_graph = onnx_dir.with_name(onnx_dir.name + "-static-int8.onnx")
+    if not static_graph.is_file():
+        from tests.testmodel import KNOWN_SENTENCES
+
+        print(f"calibrating and quantising the static int8 graph into {static_graph} …", flush=True)
+        partial = static_graph.with_name(static_graph.name + ".partial")
+        quantize_int8_static(onnx_dir / ONNX_FP32, partial, feeds(frontend(s.synthesize()) for s in KNOWN_SENTENCES))
+        partial.rename(static_graph)
     cmvn = frontend.cmvn
     assert cmvn is not None
 
@@ -76,6 +88,7 @@ def main() -> int:
         "before": (old_graph, kaldi_features),
         "+numpy fbank": (old_graph, frontend),
         "+scores int8": (new_graph, frontend),
+        "static QDQ": (session(static_graph, args.threads), frontend),
     }
     rng = np.random.default_rng(0)
     durations = [float(d) for d in args.durations.split(",")]
@@ -113,7 +126,35 @@ def main() -> int:
             base = statistics.median(wall[("before", seconds)])
             cells.append(f"{w:.4f} / {c:.4f} ({(w / base - 1) * 100:+.0f} %)")
         print(f"| {arm} | " + " | ".join(cells) + " |")
+    batching_table(arms, frontend, args.rounds)
     return 0
+
+
+def batching_table(arms: dict[str, tuple[Any, Any]], frontend: Any, rounds: int) -> None:
+    """8 clips of 2 s: one by one vs one padded batch, and whether the batch changes any clip's log-probs."""
+    rng = np.random.default_rng(1)
+    features = [frontend((rng.standard_normal(32_000 + 1_600 * i) * 0.1).astype(np.float32)) for i in range(8)]
+    speech, lengths = pad_batch(features)
+
+    def run(graph: Any, speech: np.ndarray, lengths: np.ndarray) -> Any:
+        count = len(lengths)
+        return graph.run(None, {"speech": speech, "speech_lengths": lengths, "language": np.zeros(count, np.int32),
+                                "textnorm": np.full(count, 14, np.int32)})
+
+    print("\n8 clips of 2.0-3.1 s, median of rounds: | graph | one by one | one batch | batch log-probs = alone |")
+    for arm in ("+numpy fbank", "static QDQ"):
+        graph = arms[arm][0]
+        lone, batched = [], []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            alone = [run(graph, f[None], lengths[i:i + 1])[0][0] for i, f in enumerate(features)]
+            lone.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            together = run(graph, speech, lengths)[0]
+            batched.append(time.perf_counter() - started)
+        same = all(np.array_equal(a, together[i, :a.shape[0]]) for i, a in enumerate(alone))
+        print(f"| {'runtime graph' if arm == '+numpy fbank' else arm} | {statistics.median(lone) * 1000:.0f} ms | "
+              f"{statistics.median(batched) * 1000:.0f} ms | {same} |")
 
 
 if __name__ == "__main__":
