@@ -57,6 +57,7 @@ def default_engine_loader(settings: RuntimeSettings) -> Engine:
         name=settings.model_name or None,
         version=settings.model_version or "local",
         warm_up=settings.warmup,
+        spin_wait=settings.spin_wait,
     )
 
 

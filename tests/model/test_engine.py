@@ -142,3 +142,23 @@ def test_silence_decodes_to_no_words_with_low_confidence(engines) -> None:  # ty
         result = engine.transcribe(silence, DecodeOptions())
         assert result.text == ""
         assert 0.0 < result.confidence < 0.5
+
+
+def test_the_server_loads_onnx_without_spinning_threads(tiny_onnx_dir: Path, clips) -> None:  # type: ignore[no-untyped-def]
+    """The runtime's default (SENSEOPS_SPIN_WAIT unset) turns ONNX Runtime's busy-waiting off, and the session
+    really carries that setting; SENSEOPS_SPIN_WAIT=1 restores the library default. Text is unaffected."""
+    from senseops_runtime.app import default_engine_loader
+    from senseops_runtime.settings import RuntimeSettings
+
+    def entry(engine: object) -> str:
+        options = engine._session.get_session_options()  # type: ignore[attr-defined]
+        return str(options.get_session_config_entry("session.intra_op.allow_spinning"))
+
+    base = {"SENSEOPS_MODEL_URI": tiny_onnx_dir.as_uri(), "SENSEOPS_BACKEND": "onnx-int8", "SENSEOPS_THREADS": "1",
+            "SENSEOPS_WARMUP": "0"}
+    server = default_engine_loader(RuntimeSettings.from_env(base))
+    spinning = default_engine_loader(RuntimeSettings.from_env({**base, "SENSEOPS_SPIN_WAIT": "1"}))
+    assert entry(server) == "0"
+    with pytest.raises(Exception, match="allow_spinning"):  # never set: ONNX Runtime's own default (spin)
+        entry(spinning)
+    assert server.transcribe(clips[0], DecodeOptions()).text == spinning.transcribe(clips[0], DecodeOptions()).text

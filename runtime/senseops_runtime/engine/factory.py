@@ -35,11 +35,13 @@ def load_engine(
     name: str | None = None,
     version: str = "local",
     warm_up: bool = True,
+    spin_wait: bool = True,
 ) -> Engine:
     """Load the model in ``model_dir`` with the chosen backend (and warm it up).
 
     ``backend``: ``torch`` (FunASR AutoModel), ``onnx-fp32`` or ``onnx-int8`` (ONNX Runtime; the
-    directory must contain the exported graphs). Any failure is raised as :class:`EngineLoadError`.
+    directory must contain the exported graphs). ``spin_wait=False`` stops ONNX Runtime's threads busy-waiting
+    between runs (see :class:`OnnxEngine`; torch ignores it). Any failure is raised as :class:`EngineLoadError`.
     """
     kind = normalise_backend(backend)
     started = time.monotonic()
@@ -54,7 +56,7 @@ def load_engine(
 
             engine = OnnxEngine(
                 Path(model_dir), int8=kind == "onnx-int8", device=device, threads=threads,
-                name=name, version=version,
+                name=name, version=version, spin_wait=spin_wait,
             )
         if warm_up:
             engine.warm_up()
