@@ -74,7 +74,7 @@ async def load_model(services: Services, loader: EngineLoader) -> None:
             services.settings.scheduler_max_pending,
             services.settings.scheduler_max_batch,
             on_decode=lambda kinds, secs, audio: services.metrics.observe_decode(
-                [k.name.lower() for k in kinds], secs, audio
+                [k.name.lower() for k in kinds], secs, audio, workers=services.settings.decode_workers
             ),
             on_depth=services.metrics.queue_depth.set,
             partial_batching=PartialBatching(
@@ -82,6 +82,7 @@ async def load_model(services: Services, loader: EngineLoader) -> None:
                 int(services.settings.partial_batch_max_audio_s * limits.SAMPLE_RATE),
                 services.settings.partial_batch_max_padding,
             ),
+            workers=services.settings.decode_workers,
         )
         scheduler.start()
     except Exception as exc:

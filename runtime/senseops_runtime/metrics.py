@@ -48,11 +48,12 @@ class RuntimeMetrics:
             registry=r,
         )
         self.queue_depth = Gauge("senseops_decode_queue_depth", "Decode jobs waiting", registry=r)
-        # A load signal for autoscaling: rate() of it is the share of wall time the decode worker is busy
-        # (0..1 with the scheduler's single worker), whatever the mix of partials, finals and uploads.
+        # A load signal for autoscaling: rate() of it is the share of wall time the decode workers are busy
+        # (0..1: each call counts its seconds divided by the number of workers), whatever the mix of partials,
+        # finals and uploads.
         self.decode_busy = Counter(
             "senseops_decode_busy_seconds_total",
-            "Seconds the decode worker spent in model calls; rate() is the busy ratio",
+            "Seconds the decode workers spent in model calls, divided by their number; rate() is the busy ratio",
             registry=r,
         )
         self.decode_seconds = Histogram(
@@ -114,9 +115,9 @@ class RuntimeMetrics:
     def model_labels(self) -> tuple[str, str]:
         return self.model_name, self.model_version
 
-    def observe_decode(self, kinds: list[str], seconds: float, audio_seconds: float) -> None:
-        """One model call of a batch of jobs."""
-        self.decode_busy.inc(max(0.0, seconds))
+    def observe_decode(self, kinds: list[str], seconds: float, audio_seconds: float, workers: int = 1) -> None:
+        """One model call of a batch of jobs (on one of ``workers`` decode workers)."""
+        self.decode_busy.inc(max(0.0, seconds) / max(1, workers))
         for kind in set(kinds):
             self.decode_seconds.labels(*self.model_labels, kind).observe(seconds)
         if audio_seconds > 0:

@@ -1,6 +1,9 @@
 """One scheduler per process: all model calls of all sessions and requests go through it.
 
-Engines are not thread-safe, so one worker thread runs them; the event loop only enqueues and awaits.
+By default one worker thread runs the model (torch engines are not thread-safe); ONNX Runtime sessions are,
+and with ``workers`` > 1 that many model calls run at once, each taking the next batch when it is free (on a
+CPU server, one single-threaded call per core beats one call spread over all cores: small calls use
+intra-op threads poorly). The event loop only enqueues and awaits.
 Jobs are taken by priority (finals and uploads before partials). Finals are decoded alone, so each equals
 an offline decode of its segment; uploads are batched up to ``max_batch`` clips per model call.
 
@@ -144,15 +147,19 @@ class DecodeScheduler:
         on_decode: DecodeObserver | None = None,
         on_depth: Callable[[int], None] | None = None,
         partial_batching: PartialBatching | None = None,
+        workers: int = 1,
     ) -> None:
         self.engine = engine
         self.max_pending = max_pending
         self.max_batch = max(1, max_batch)
+        self.workers = max(1, workers)
         self._queue: list[_Job] = []
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
+        self._free = asyncio.Semaphore(self.workers)  # model calls that may start now
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="decode")
         self._worker: asyncio.Task[None] | None = None
+        self._calls: set[asyncio.Task[None]] = set()
         self._on_decode = on_decode
         self._on_depth = on_depth
         self.partial_batching = partial_batching or PartialBatching()
@@ -171,6 +178,9 @@ class DecodeScheduler:
         if self._worker:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
+        for call in list(self._calls):
+            call.cancel()
+        await asyncio.gather(*self._calls, return_exceptions=True)
         for job in self._queue:
             if not job.future.done():
                 job.future.cancel()
@@ -234,6 +244,16 @@ class DecodeScheduler:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            # A batch is picked only once a worker is free, so partials are cut from the newest audio.
+            await self._free.acquire()
+            batch = await self._next_batch()
+            call = loop.create_task(self._call(loop, batch))
+            self._calls.add(call)
+            call.add_done_callback(self._calls.discard)
+
+    async def _next_batch(self) -> list[_Job]:
+        """Wait for work and pop the next batch (priority order, partials resolved)."""
+        while True:
             if not self._queue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
@@ -245,8 +265,12 @@ class DecodeScheduler:
             picked = pick_batch(self._queue, self.max_batch, self.partial_batching)
             batch = [job for job in picked if not job.future.done()]
             self._report_depth()
-            if not batch:
-                continue
+            if batch:
+                return batch
+
+    async def _call(self, loop: asyncio.AbstractEventLoop, batch: list[_Job]) -> None:
+        """One model call on a free worker; settles the batch's futures and frees the worker."""
+        try:
             started = time.perf_counter()
             outcomes = await self._decode_batch(loop, batch)
             elapsed = time.perf_counter() - started
@@ -260,6 +284,8 @@ class DecodeScheduler:
                     job.future.set_exception(outcome)
                 else:
                     job.future.set_result(outcome)
+        finally:
+            self._free.release()
 
     async def _decode_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Job]) -> list[Transcript | Exception]:
         """One model call for the batch; if it fails, each clip alone, so one bad clip fails only its caller."""

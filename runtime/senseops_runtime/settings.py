@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from senseops_runtime import limits
 
@@ -32,6 +32,9 @@ class RuntimeSettings(BaseModel):
     # ONNX Runtime threads busy-wait between runs: off in the server (same latency under load, ~20 % less CPU;
     # runtime README "Streaming"); on is faster for lone requests on an idle machine.
     spin_wait: bool = False
+    # Model calls that run at once (ONNX backends only; torch engines are not thread-safe). On a CPU server,
+    # one worker per core with THREADS=1 gives each stream more partials under load (runtime README).
+    decode_workers: int = Field(default=1, ge=1, le=64)
     # Auth: exactly one of the two keys selects the accepted algorithm (no algorithm confusion).
     jwt_hs256_secret: str = ""
     jwt_rs256_public_key: str = ""
@@ -71,6 +74,13 @@ class RuntimeSettings(BaseModel):
     # Graceful drain on SIGTERM: the whole drain (streams, requests, spool upload) ends within drain_timeout_s.
     drain_timeout_s: float = limits.DRAIN_TIMEOUT_S
     drain_segment_grace_s: float = limits.DRAIN_SEGMENT_GRACE_S
+
+    @model_validator(mode="after")
+    def _workers_need_a_thread_safe_engine(self) -> RuntimeSettings:
+        if self.decode_workers > 1 and self.backend == "torch":
+            raise ValueError("SENSEOPS_DECODE_WORKERS > 1 needs an ONNX backend (SENSEOPS_BACKEND=onnx-int8 or "
+                             "onnx-fp32): the torch engine runs one model call at a time")
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeSettings:

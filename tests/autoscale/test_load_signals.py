@@ -46,3 +46,13 @@ def test_busy_seconds_add_up_model_calls(calls: list[tuple[list[str], float, flo
     for kinds, seconds, audio in calls:
         metrics.observe_decode(kinds, seconds, audio)
     assert _samples(metrics)["senseops_decode_busy_seconds_total"] == pytest.approx(busy)
+
+
+@pytest.mark.parametrize(("workers", "busy"), [(1, 2.0), (2, 1.0), (4, 0.5)])
+def test_busy_ratio_is_of_the_whole_worker_pool(workers: int, busy: float) -> None:
+    """Two workers each busy 1 s out of 1 s: the pool is fully busy (ratio 1), not 2; one of two: 0.5."""
+    metrics = RuntimeMetrics()
+    metrics.set_model("tiny", "v1", "onnx-int8", 0.1)
+    for _ in range(2):
+        metrics.observe_decode(["partial"], 1.0, 2.0, workers=workers)
+    assert _samples(metrics)["senseops_decode_busy_seconds_total"] == pytest.approx(busy)

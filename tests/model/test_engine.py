@@ -162,3 +162,16 @@ def test_the_server_loads_onnx_without_spinning_threads(tiny_onnx_dir: Path, cli
     with pytest.raises(Exception, match="allow_spinning"):  # never set: ONNX Runtime's own default (spin)
         entry(spinning)
     assert server.transcribe(clips[0], DecodeOptions()).text == spinning.transcribe(clips[0], DecodeOptions()).text
+
+
+@pytest.mark.parametrize("backend", ["onnx-fp32", "onnx-int8"])
+def test_onnx_engine_decodes_concurrently_like_one_at_a_time(engines, clips, backend: str) -> None:  # type: ignore[no-untyped-def]
+    """SENSEOPS_DECODE_WORKERS > 1 calls one ONNX engine from several threads at once: same transcripts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = engines[backend]
+    work = [(clip, DecodeOptions(itn=itn)) for clip in clips for itn in (False, True)] * 2
+    alone = [engine.transcribe(clip, options).text for clip, options in work]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda item: engine.transcribe(*item).text, work))
+    assert together == alone

@@ -29,6 +29,9 @@ class SlowEngine:
         self.fail_on = fail_on
         self.batches: list[list[int]] = []
         self.threads: set[str] = set()
+        self.running = 0
+        self.most_at_once = 0
+        self._count = threading.Lock()
 
     def transcribe(self, audio: np.ndarray, options: DecodeOptions) -> Transcript:
         return self.transcribe_batch([audio], [options])[0]
@@ -36,7 +39,12 @@ class SlowEngine:
     def transcribe_batch(self, clips: list[np.ndarray], options: list[DecodeOptions]) -> list[Transcript]:
         self.threads.add(threading.current_thread().name)
         self.batches.append([len(c) for c in clips])
+        with self._count:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
         time.sleep(self.delay_s)  # blocking, like a real model call
+        with self._count:
+            self.running -= 1
         if self.fail_on is not None and any(len(c) == self.fail_on for c in clips):
             raise RuntimeError("model exploded")
         return [Transcript(text=str(len(c))) for c in clips]
@@ -159,3 +167,42 @@ async def test_waiting_partials_never_make_a_final_overloaded() -> None:
     finals = [scheduler.submit(clip(2), OPTIONS, Priority.FINAL) for _ in range(2)]
     assert [r.text for r in await asyncio.gather(blocker, *finals, *partials)] == ["1", "2", "2", "3", "3"]
     await scheduler.stop()
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+async def test_workers_run_that_many_model_calls_at_once_and_finals_still_go_first(workers: int) -> None:
+    engine = SlowEngine(delay_s=0.05)
+    scheduler = DecodeScheduler(engine, max_pending=32, max_batch=1, workers=workers)
+    scheduler.start()
+    blockers = [scheduler.submit(clip(1 + i), OPTIONS, Priority.UPLOAD) for i in range(workers)]  # every worker busy
+    await asyncio.sleep(0.01)
+    partial = scheduler.submit(clip(50), OPTIONS, Priority.PARTIAL)
+    finals = [scheduler.submit(clip(100 + i), OPTIONS, Priority.FINAL) for i in range(4)]
+    results = await asyncio.gather(*blockers, partial, *finals)
+    assert [r.text for r in results] == [str(1 + i) for i in range(workers)] + ["50", "100", "101", "102", "103"]
+    assert engine.most_at_once == workers
+    assert len(engine.threads) == workers
+    # The finals were all taken before the partial, whichever worker ran them.
+    order = [batch[0] for batch in engine.batches]
+    assert order.index(50) > max(order.index(100 + i) for i in range(4))
+    await scheduler.stop()
+
+
+@pytest.mark.parametrize(
+    ("env", "workers", "error"),
+    [
+        ({}, 1, None),
+        ({"SENSEOPS_BACKEND": "onnx-int8", "SENSEOPS_DECODE_WORKERS": "2"}, 2, None),
+        ({"SENSEOPS_BACKEND": "onnx-fp32", "SENSEOPS_DECODE_WORKERS": "4"}, 4, None),
+        ({"SENSEOPS_BACKEND": "torch", "SENSEOPS_DECODE_WORKERS": "2"}, 0, "needs an ONNX backend"),
+        ({"SENSEOPS_BACKEND": "onnx-int8", "SENSEOPS_DECODE_WORKERS": "0"}, 0, "greater than or equal to 1"),
+    ],
+)
+def test_decode_workers_setting(env: dict[str, str], workers: int, error: str | None) -> None:
+    from senseops_runtime.settings import RuntimeSettings
+
+    if error:
+        with pytest.raises(ValueError, match=error):
+            RuntimeSettings.from_env(env)
+    else:
+        assert RuntimeSettings.from_env(env).decode_workers == workers
