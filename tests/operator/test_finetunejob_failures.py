@@ -108,8 +108,10 @@ def test_killed_trainer_resumes_from_its_checkpoint_and_operator_restarts_change
     all_sessions_in(setup)
     job = fine_tune_job(setup, "resume", 0.001, "resumed-model")
     job["spec"]["runPolicy"]["backoffLimit"] = 2
-    # Mirror every 2 s so a checkpoint reaches the store soon after FunASR writes it (once per epoch here).
-    job["spec"]["hyperparameters"]["trainerSettings"] = {"state_interval_s": "2"}
+    # Mirror every 0.5 s, files settled for 0.5 s, so a checkpoint reaches the store soon after FunASR writes it
+    # (once per epoch). With the defaults' 2 s settle time, epochs of ~2.3 s on a quiet machine left model.pt
+    # "still being written" at nearly every push, and no checkpoint was mirrored before training ended.
+    job["spec"]["hyperparameters"]["trainerSettings"] = {"state_interval_s": "0.5", "state_settle_s": "0.5"}
     setup.apply(job)
     uid = setup.get("finetunejob", "resume")["metadata"]["uid"]
     store = open_store(f"s3://{setup.bucket}/", StoreConfig.from_env(setup.store_env))

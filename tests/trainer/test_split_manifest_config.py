@@ -113,6 +113,8 @@ def test_numbers_spelled_as_strings_are_numbers(tmp_path) -> None:
         ({"train.device": "tpu"}, "cpu or cuda"),
         ({"train.gpus": 2}, "needs train.device: cuda"),
         ({"dataset.val_fraction": 1.5}, "val_fraction"),
+        ({"state_settle_s": -1}, "state_settle_s at least 0"),
+        ({"state_interval_s": 0}, "state_interval_s must be positive"),
     ],
 )
 def test_config_rejects_bad_settings(overrides, message) -> None:

@@ -69,7 +69,7 @@ def _restore_state(cfg: TrainerConfig, workdir: Path, progress: ProgressLog) -> 
     if not cfg.state_uri:
         return None
     workdir.mkdir(parents=True, exist_ok=True)
-    mirror = WorkdirMirror(cfg.state_uri, workdir)
+    mirror = WorkdirMirror(cfg.state_uri, workdir, settle_s=cfg.state_settle_s)
     restored = mirror.restore()
     progress.emit("state", "restored", files=len(restored), source=cfg.state_uri,
                       message=f"resuming from {len(restored)} files of an earlier attempt" if restored else

@@ -101,6 +101,7 @@ class TrainerConfig:
     # A store prefix the work directory is mirrored to, so a retried pod resumes (state_sync.py); "" = off.
     state_uri: str = ""
     state_interval_s: float = 30.0  # how often the mirror is pushed while training (checkpoints)
+    state_settle_s: float = 2.0  # a file unchanged this long is pushed (one being written waits for the next push)
     base_model: str = ""  # local model directory, or a store URI of a packaged model directory
     job_name: str = "finetune"
     dataset: DatasetSelection = field(default_factory=DatasetSelection)
@@ -173,6 +174,8 @@ def validate(cfg: TrainerConfig) -> None:
     """Reject settings that can never work, with a sentence saying what to change."""
     if not 0.0 <= cfg.dataset.val_fraction < 1.0:
         raise ValueError("dataset.val_fraction must be in [0, 1)")
+    if cfg.state_interval_s <= 0 or cfg.state_settle_s < 0:
+        raise ValueError("state_interval_s must be positive and state_settle_s at least 0")
     if cfg.train.lr <= 0:
         raise ValueError("train.lr must be positive")
     if cfg.train.max_epoch < 1:
