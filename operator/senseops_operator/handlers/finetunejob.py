@@ -113,23 +113,13 @@ async def reconcile(
         record(decision, body, patch)
 
 
-# The trainer patches status.progress.stage as it enters each stage (fetch ... evaluate, export, package).
-# Following that field at once, rather than at the next timer tick, shows every coarse stage to users, short
-# ones too: evaluating the tiny model takes a few seconds, less than the timer's period, and was skipped.
-@kopf.on.update(c.GROUP, c.VERSION, PLURAL, field="status.progress.stage")
-async def follow_trainer_stage(
-    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, name: str, namespace: str, body: kopf.Body,
-    patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, **_: Any,
-) -> None:
-    if (status.get("stage") or "") in decide.TERMINAL:
-        return
-    await reconcile(spec=spec, status=status, meta=meta, name=name, namespace=namespace, body=body, patch=patch,
-                    memo=memo, logger=logger)
-
-
 # kopf keys progress by handler id: a timer follows the Job, the data and the base model, none of which
 # change this object. It honours the decided pace through the stage (fast while running, backing off
 # while waiting for data) by skipping runs until the last decision's requeue time.
+# It also runs at once whenever the trainer patches status.progress.stage (fetch ... evaluate, export,
+# package), so every coarse stage is shown, short ones too: evaluating the tiny model takes a few seconds,
+# less than the timer's period, and was skipped.
+@kopf.on.update(c.GROUP, c.VERSION, PLURAL, field="status.progress.stage")
 @kopf.timer(c.GROUP, c.VERSION, PLURAL, interval=decide.RUNNING_RECHECK_SECONDS,
             initial_delay=decide.RUNNING_RECHECK_SECONDS)
 async def follow(

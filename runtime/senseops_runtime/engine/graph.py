@@ -8,8 +8,10 @@ so the ONNX graph returns a few KB instead of a (frames × 25055) matrix.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -138,18 +140,13 @@ def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool = True, at
     of FunASR's and sherpa-onnx's own export scripts, what the peer exports use), ``"scores"`` (q·kᵀ) or
     ``"all"`` (also the probabilities × values, which a per-tensor uint8 scale of the probabilities blurs).
     """
-    import logging
-
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     if attention not in ATTENTION_INT8:
         raise ValueError(f"attention must be one of {', '.join(ATTENTION_INT8)}, got {attention!r}")
     scores, sums = attention_products(fp32_path)
     excluded = {"none": scores + sums, "scores": sums, "all": []}[attention]
-    root = logging.getLogger()
-    previous = root.level
-    root.setLevel(max(previous, logging.ERROR))  # the quantizer logs an INFO line per tensor and a pre-processing hint
-    try:
+    with _quiet_quantizer():
         # Signed int8 weights with uint8 activations: the u8s8 path that VNNI/AMX accelerate.
         quantize_dynamic(
             model_input=str(fp32_path),
@@ -161,8 +158,6 @@ def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool = True, at
             nodes_to_exclude=excluded,
             extra_options={"MatMulConstBOnly": False},
         )
-    finally:
-        root.setLevel(previous)
     return int8_path
 
 
@@ -185,8 +180,6 @@ def quantize_int8_static(fp32_path: Path, int8_path: Path, calibration: Iterable
     the dynamic graph on one clip, so it is an option, not the runtime's recipe. Attention products stay
     fp32, as in the runtime's graph.
     """
-    import logging
-
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -203,10 +196,7 @@ def quantize_int8_static(fp32_path: Path, int8_path: Path, calibration: Iterable
             return next(self.items, None)
 
     scores, sums = attention_products(fp32_path)
-    root = logging.getLogger()
-    previous = root.level
-    root.setLevel(max(previous, logging.ERROR))
-    try:
+    with _quiet_quantizer():
         quantize_static(
             model_input=str(fp32_path),
             model_output=str(int8_path),
@@ -220,6 +210,16 @@ def quantize_int8_static(fp32_path: Path, int8_path: Path, calibration: Iterable
             nodes_to_exclude=scores + sums,
             calibrate_method=CalibrationMethod.MinMax,
         )
+    return int8_path
+
+
+@contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """ONNX Runtime's quantizer logs an INFO line per tensor and a pre-processing hint: errors only meanwhile."""
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(max(previous, logging.ERROR))
+    try:
+        yield
     finally:
         root.setLevel(previous)
-    return int8_path
