@@ -244,7 +244,7 @@ def ensure_model(model_dir: Path, backend: str) -> Path:
     return model_dir
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /metrics scrape otherwise
     cache = Path(os.environ.get("SENSEOPS_CACHE", Path.home() / ".cache" / "senseops"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -253,13 +253,14 @@ def main() -> int:
     parser.add_argument("--clients", default="1,4,8,16,24")
     parser.add_argument("--utterances", type=int, default=4, help="sentences per client per level")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="torch device of the server and the offline check (cuda:0)")
     parser.add_argument(
         "--no-offline-check", action="store_true", help="skip decoding every final again offline (saves memory)"
     )
     parser.add_argument(
         "--server-env", action="append", default=[], metavar="SENSEOPS_X=V", help="extra server setting (A/B runs)"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     rows = []
     for backend in args.backends.split(","):
@@ -274,13 +275,14 @@ def main() -> int:
             "SENSEOPS_MAX_STREAMS_PER_SUBJECT": "4",
             "SENSEOPS_AUDIO_MINUTES_PER_DAY": "100000",
             "OMP_NUM_THREADS": str(args.threads),
+            "SENSEOPS_DEVICE": args.device,
         }
         env.update(item.split("=", 1) for item in args.server_env)
         server = RuntimeServer(env, work / "runtime.log")
         started = time.monotonic()
         server.start(ready_timeout_s=900)
         print(f"[{backend}] server ready in {time.monotonic() - started:.0f} s (log {server.log_path})", flush=True)
-        offline = None if args.no_offline_check else load_engine(model_dir, backend, threads=args.threads)
+        offline = None if args.no_offline_check else load_engine(model_dir, backend, args.device, threads=args.threads)
         try:
             for n in (int(c) for c in args.clients.split(",")):
                 row = asyncio.run(run_level(server, secret, n, args.utterances, seed=n, offline=offline))
@@ -300,7 +302,8 @@ def main() -> int:
     )
     print(
         f"\nStreaming, full-size random-init SenseVoice-Small, {os.cpu_count()} vCPU ({cpu_name}), "
-        f"{args.threads} model threads, {args.utterances} utterances per client, 100 ms frames, real time"
+        f"{args.threads} model threads, {args.utterances} utterances per client, 100 ms frames, real time, "
+        f"device {args.device}"
     )
     print("final latency = last speech frame sent -> final received (includes the 400 ms end-of-speech wait)")
     print("partial latency = newest audio in the partial arrived -> partial sent (server histogram, interpolated)")
