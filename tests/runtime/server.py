@@ -6,6 +6,7 @@ environment exactly as in a Deployment.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,15 @@ from tests.servers._proc import free_port, stop_process, wait_http_ok
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_SECRET = "runtime-tests-hs256-secret-0123456789abcdef"
+
+
+def failed_load_reason(body: bytes) -> str | None:
+    """The reason in a ``/readyz`` answer when the model load failed (the runtime never turns ready then)."""
+    try:
+        reason = json.loads(body).get("reason", "")
+    except (ValueError, AttributeError):
+        return None
+    return reason if isinstance(reason, str) and reason.startswith("model load failed") else None
 
 
 class RuntimeServer:
@@ -52,10 +62,10 @@ class RuntimeServer:
         )
         log.close()
         try:
-            wait_http_ok(f"{self.http}{wait_path}", ready_timeout_s, self.proc)
-        except Exception:
+            wait_http_ok(f"{self.http}{wait_path}", ready_timeout_s, self.proc, fatal=failed_load_reason)
+        except Exception as exc:
             self.stop()
-            raise RuntimeError(f"runtime did not become ready; log:\n{self.log_tail()}") from None
+            raise RuntimeError(f"runtime did not become ready ({exc}); log:\n{self.log_tail()}") from None
         return self
 
     def log_tail(self, lines: int = 40) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from tests.runtime.conftest import REALTIME_BURST_S, make_token
 from tests.runtime.helpers import ENGLISH, stream, utterance_pcm
@@ -37,6 +40,25 @@ def test_failed_model_load_is_reported_by_readyz(tmp_path: Path) -> None:
         assert reply.status_code == 503 and "model not ready" in reply.json()["detail"]
     finally:
         server.stop()
+
+
+def test_waiting_for_readiness_stops_at_a_failed_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The harness gives up as soon as /readyz names a failed load, with the reason, instead of polling until
+    # its timeout (a benchmark on a machine without silero-vad once waited 7 minutes for nothing).
+    env = {"SENSEOPS_MODEL_URI": f"file://{tmp_path}/no-such-model/", "SENSEOPS_JWT_HS256_SECRET": TEST_SECRET}
+    server = RuntimeServer(env, tmp_path / "runtime.log")
+    processes: list[subprocess.Popen[bytes]] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        processes.append(real_popen(*args, **kwargs))
+        return processes[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    with pytest.raises(RuntimeError, match="will not turn ready: model load failed") as failure:
+        server.start(ready_timeout_s=600)
+    assert "no-such-model" in str(failure.value)
+    assert len(processes) == 1 and processes[0].poll() is not None  # the runtime was stopped, not left running
 
 
 def test_client_faster_than_real_time_is_throttled(runtime_server: RuntimeServer) -> None:

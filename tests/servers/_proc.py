@@ -8,12 +8,18 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 # Which make target builds each Go binary, for the error message when one is missing.
-_BUILT_BY = {"registry": "dataplane-bins", "crane": "dataplane-bins", "prometheus": "dataplane-bins",
-             "promtool": "dataplane-bins", "kubectl": "bins"}
+_BUILT_BY = {
+    "registry": "dataplane-bins",
+    "crane": "dataplane-bins",
+    "prometheus": "dataplane-bins",
+    "promtool": "dataplane-bins",
+    "kubectl": "bins",
+}
 
 
 def free_port() -> int:
@@ -23,9 +29,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_http_ok(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None,
-                 headers: dict[str, str] | None = None, ok_statuses: tuple[int, ...] = (200,)) -> None:
-    """Poll ``url`` until it answers one of ``ok_statuses``; fail early if ``proc`` exits."""
+def wait_http_ok(
+    url: str,
+    timeout_s: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    headers: dict[str, str] | None = None,
+    ok_statuses: tuple[int, ...] = (200,),
+    fatal: Callable[[bytes], str | None] | None = None,
+) -> None:
+    """Poll ``url`` until it answers one of ``ok_statuses``; fail early if ``proc`` exits, or if ``fatal``
+    finds in an error answer's body a reason it will never turn ready (it returns that reason)."""
     deadline = time.monotonic() + timeout_s
     last: object = None
     while time.monotonic() < deadline:
@@ -41,6 +54,9 @@ def wait_http_ok(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | Non
             if exc.code in ok_statuses:
                 return
             last = exc
+            reason = fatal(exc.read()) if fatal is not None else None
+            if reason:
+                raise RuntimeError(f"{url} will not turn ready: {reason}") from None
         except OSError as exc:
             last = exc
         time.sleep(0.1)
