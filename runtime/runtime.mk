@@ -1,5 +1,5 @@
 # Runtime area (issue 4): inference server, clients, streaming benchmark, runtime demo.
-.PHONY: run-runtime token runtime-test test-ts-client bench-streaming demo-runtime ts-client-deps
+.PHONY: run-runtime token runtime-test test-ts-client bench-streaming bench-gpu demo-runtime ts-client-deps
 
 RUNTIME_PORT ?= 8000
 TS_CLIENT := runtime/clients/ts
@@ -25,6 +25,9 @@ test-ts-client: venv minio ts-client-deps ## TypeScript client tests (node --tes
 
 bench-streaming: venv ## streaming benchmark: full-size random-init model, 1/4/8/16/24 real-time clients (prints a table)
 	$(PY) tests/benchmarks/bench_streaming.py $(BENCH_ARGS)
+
+bench-gpu: venv ## the CUDA path: offline RTF, batched throughput, streams per GPU (needs an NVIDIA GPU; README)
+	$(PY) tests/benchmarks/bench_gpu.py $(BENCH_ARGS)
 
 demo-runtime: venv debian ## start the runtime with the tiny model, stream an espeak-ng utterance, print partials + final
 	$(PY) tests/runtime/demo_runtime.py
