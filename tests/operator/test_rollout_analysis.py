@@ -12,6 +12,7 @@ from senseops_operator.decide.analysis import (
     is_due,
     judge,
     measurement_event,
+    next_due,
     tally,
     threshold_text,
     verdict,
@@ -113,3 +114,36 @@ def test_tally_counts_and_last_time() -> None:
 def test_is_due(name: str, last: str | None, age_s: int, due: bool) -> None:
     t = None if last is None else MetricTally(metric="m", last_measured_at=last)
     assert is_due(metric(successMax=1.0, intervalSeconds=60), t, NOW + timedelta(seconds=age_s)) is due
+
+
+STEP = datetime(2026, 11, 29, 6, 59, 30, tzinfo=UTC)  # the current step started 30 s before NOW
+
+
+@pytest.mark.parametrize(
+    ("name", "delay", "last", "age_s", "due"),
+    [
+        ("no delay: never measured is due at once", 0, None, 0, True),
+        ("delay not over: not due though never measured", 60, None, 29, False),
+        ("delay over: due", 60, None, 30, True),
+        ("interval over but delay not: the delay wins", 120, "2026-11-29T06:58:00Z", 60, False),
+        ("delay over but interval not: the interval wins", 10, "2026-11-29T07:00:00Z", 59, False),
+        ("both over: due", 10, "2026-11-29T07:00:00Z", 60, True),
+    ],
+)
+def test_initial_delay_counts_from_the_step_start(name: str, delay: int, last: str | None, age_s: int,
+                                                  due: bool) -> None:
+    m = metric(successMax=1.0, intervalSeconds=60, initialDelaySeconds=delay)
+    t = None if last is None else MetricTally(metric="m", last_measured_at=last)
+    now = NOW + timedelta(seconds=age_s)
+    assert is_due(m, t, now, STEP) is due
+    interval_due = now if last is None else datetime.fromisoformat(last) + timedelta(seconds=60)
+    expected = max(interval_due, STEP + timedelta(seconds=delay))
+    assert next_due(m, t, now, STEP) == expected
+    assert is_due(m, t, now) is (now >= interval_due)  # without a step start only the interval counts
+
+
+def test_initial_delay_is_validated() -> None:
+    with pytest.raises(ValueError, match="initialDelaySeconds"):
+        metric(successMax=1.0, initialDelaySeconds=-1)
+    with pytest.raises(ValueError, match="initialDelaySeconds"):
+        metric(successMax=1.0, initialDelaySeconds=3601)

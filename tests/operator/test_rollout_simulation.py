@@ -188,3 +188,29 @@ def test_models_not_ready_stay_pending_with_no_traffic() -> None:
     world.run(120)
     assert world.status.phase == "Pending" and world.weights == [] and world.candidate_replicas == 0
     assert "candidate ASRModel v2 is Verifying" in (world.status.message or "")
+
+
+def test_initial_delay_keeps_every_measurement_clear_of_a_weight_change() -> None:
+    # A provider that has data only once the candidate served its current weight for 40 s (a 5m-rate query
+    # right after a weight change): with initialDelaySeconds 45 no measurement is ever inconclusive and the
+    # rollout promotes with inconclusiveLimit 0; without the delay it pauses on the first empty answer.
+    def needs_traffic(world: World) -> Provider:
+        def provider(metric: str, t: float, weight: int) -> MetricResult:
+            changed = max((at for at, _ in world.weights), default=0.0)
+            return MetricResult(metric, "q", value=0.01 if weight and t - changed >= 40 else None)
+        return provider
+
+    metric = {"name": "error-ratio", "successMax": 0.05, "intervalSeconds": 10, "initialDelaySeconds": 45,
+              "provider": {"prometheus": {"address": "http://prom:9090", "query": "q"}}}
+    delayed = World(spec(analysis={"metrics": [metric]}))
+    delayed.provider = needs_traffic(delayed)
+    delayed.run(900)
+    assert delayed.status.outcome == "Promoted", delayed.status.message
+    assert confirmed(delayed) == [5, 50, 100, 0]
+    assert delayed.status.measurements and all(m.phase == "Successful" for m in delayed.status.measurements)
+
+    eager = World(spec(analysis={"metrics": [{**metric, "initialDelaySeconds": 0}]}))
+    eager.provider = needs_traffic(eager)
+    eager.run(900)
+    assert eager.status.outcome is None and eager.status.phase == "Paused"
+    assert "Inconclusive" in [p.reason for p in eager.status.pause_conditions]

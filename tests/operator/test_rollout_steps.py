@@ -245,3 +245,23 @@ def test_status_message_and_events_say_why_it_aborted() -> None:
 )
 def test_requested_verbs(name: str, annotation: str | None, flags: dict[str, bool], verbs: set[str]) -> None:
     assert rs.requested_verbs(RolloutStatus(**flags), annotation) == verbs  # type: ignore[arg-type]
+
+
+def test_analysis_step_waits_for_the_initial_delay_before_measuring() -> None:
+    # At 50 % (step 3, analysis) with a 45 s initial delay: nothing is measured 20 s into the step, the
+    # operator wakes when the delay ends, and the metric is due from then on.
+    metrics = [{"name": "error-ratio", "successMax": 0.05, "intervalSeconds": 10, "initialDelaySeconds": 45,
+                "provider": {"prometheus": {"address": "http://prom:9090", "query": "q"}}}]
+    s = spec(analysis={"metrics": metrics})
+    status = RolloutStatus.model_validate(st(currentStepIndex=3, desiredWeight=50, actualWeight=50))
+    assert rs.metrics_due(s, status, T0 + timedelta(seconds=20)) == []
+    assert [m.name for m in rs.metrics_due(s, status, T0 + timedelta(seconds=45))] == ["error-ratio"]
+    obs = rs.RolloutObservation(
+        generation=1, model_phases=READY, stable_replicas=4, candidate_ready_replicas=2, router_weight=50,
+        stable_serving_model="v1", results=(),
+    )
+    d = rs.decide(s, status, obs, T0 + timedelta(seconds=20))
+    assert d.status.current_step_index == 3 and d.status.phase == "Progressing"
+    assert d.requeue_after == pytest.approx(25.0)
+    # Without the delay the same metric is due at once.
+    assert [m.name for m in rs.metrics_due(SPEC, status, T0 + timedelta(seconds=20))] == ["error-ratio"]

@@ -96,17 +96,20 @@ def verdict(metric: AnalysisMetric, t: MetricTally) -> AnalysisVerdict:
     return "Healthy"
 
 
-def is_due(metric: AnalysisMetric, t: MetricTally | None, now: datetime) -> bool:
-    """Has a metric's interval passed since its last measurement (or was it never measured)?"""
-    if t is None or t.last_measured_at is None:
-        return True
-    return now >= parse_time(t.last_measured_at) + timedelta(seconds=metric.interval_seconds)
+def is_due(metric: AnalysisMetric, t: MetricTally | None, now: datetime, step_started: datetime | None = None) -> bool:
+    """May the metric be measured now (see :func:`next_due`)?"""
+    return now >= next_due(metric, t, now, step_started)
 
 
-def next_due(metric: AnalysisMetric, t: MetricTally | None, now: datetime) -> datetime:
-    if t is None or t.last_measured_at is None:
-        return now
-    return parse_time(t.last_measured_at) + timedelta(seconds=metric.interval_seconds)
+def next_due(metric: AnalysisMetric, t: MetricTally | None, now: datetime,
+             step_started: datetime | None = None) -> datetime:
+    """When the metric is measured next: its interval after the last measurement (now if never measured), and
+    not before ``initialDelaySeconds`` after the current step started."""
+    due = now if t is None or t.last_measured_at is None else (
+        parse_time(t.last_measured_at) + timedelta(seconds=metric.interval_seconds))
+    if step_started is not None and metric.initial_delay_seconds:
+        due = max(due, step_started + timedelta(seconds=metric.initial_delay_seconds))
+    return due
 
 
 def measurement_event(m: Measurement) -> Event:

@@ -328,7 +328,12 @@ def active_metrics(spec: RolloutSpec, status: RolloutStatus) -> list[AnalysisMet
 def metrics_due(spec: RolloutSpec, status: RolloutStatus, now: datetime) -> list[AnalysisMetric]:
     """The active metrics whose interval has passed: the handler queries exactly these before deciding."""
     tallies = {t.metric: t for t in status.tallies}
-    return [m for m in active_metrics(spec, status) if analysis.is_due(m, tallies.get(m.name), now)]
+    started = _step_started(status)
+    return [m for m in active_metrics(spec, status) if analysis.is_due(m, tallies.get(m.name), now, started)]
+
+
+def _step_started(status: RolloutStatus) -> datetime | None:
+    return analysis.parse_time(status.step_started_at) if status.step_started_at else None
 
 
 def _provider_blocking(w: _Work) -> str | None:
@@ -507,7 +512,7 @@ def _run_step(w: _Work, verbs: frozenset[Verb]) -> None:
         if last is None or last.at is None or analysis.parse_time(last.at) < started or last.phase != "Successful":
             waiting.append(m.name)
             tally = next((t for t in s.tallies if t.metric == m.name), None)
-            w.wake_at(analysis.next_due(m, tally, w.now))
+            w.wake_at(analysis.next_due(m, tally, w.now, _step_started(s)))
     if waiting:
         w.notes.append(f"{describe_step(spec.steps, index)}: waiting for a passing measurement of {', '.join(waiting)}")
         return
@@ -594,7 +599,7 @@ def decide(spec: RolloutSpec, status: RolloutStatus, obs: RolloutObservation, no
             _run_step(w, verbs)
     for m in active_metrics(spec, s):
         tally = next((t for t in s.tallies if t.metric == m.name), None)
-        w.wake_at(analysis.next_due(m, tally, now))
+        w.wake_at(analysis.next_due(m, tally, now, _step_started(s)))
     return _finish(w, status)
 
 

@@ -116,6 +116,11 @@ class AnalysisMetric(ApiModel):
     interval_seconds: int = Field(
         default=c.DEFAULT_ANALYSIS_INTERVAL_SECONDS, ge=c.MIN_ANALYSIS_INTERVAL_SECONDS, le=3600
     )
+    initial_delay_seconds: int = Field(
+        default=0, ge=0, le=3600,
+        description="Seconds after each step starts before this metric is measured: right after a weight rises "
+        "the candidate has served too few requests for a rate or quantile (0: measure at once).",
+    )
     failure_limit: int = Field(default=0, ge=0, le=100, description="Failures tolerated before abort.")
     inconclusive_limit: int = Field(default=0, ge=0, le=100, description="No-data results before pausing.")
     consecutive_error_limit: int = Field(default=4, ge=0, le=100, description="Provider errors before pausing.")
