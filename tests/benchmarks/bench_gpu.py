@@ -10,8 +10,9 @@ cost, meaningless text), built on the machine that runs this. Three tables:
 2. offline, batched: ``B`` clips of 10 s in one ``transcribe_batch`` call: call latency, throughput in audio
    seconds per wall second, and the peak GPU memory torch allocated for it;
 3. streaming: ``bench_streaming`` with the torch backend on ``--device`` (one runtime process, real-time
-   clients on loopback), once with the server's default batching and once with ``--gpu-batching`` settings
-   (bigger partial and final batches, which a GPU absorbs at almost no extra latency).
+   clients on loopback), at the ``--clients`` levels with the server's default batching and at the
+   ``--gpu-clients`` levels with :data:`GPU_BATCHING` (bigger partial and final batches, which a GPU absorbs
+   at little extra latency). An empty list skips that table.
 
 A GPU machine without espeak-ng: write the clips here first (``--write-speech speech.npz``, no GPU needed), carry
 the file, and pass ``--speech speech.npz`` there; synthesis is then a lookup of the same samples.

@@ -159,3 +159,11 @@ class StatusRecorder:
 
     def first(self, predicate: Callable[[dict[str, Any]], bool]) -> float | None:
         return next((t for t, s in self.changes if predicate(s)), None)
+
+    def wait_first(self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float = 10.0) -> float | None:
+        """:meth:`first`, once the recorder has caught up: a caller that just saw the state through its own
+        read can be a poll ahead of the recorder."""
+        deadline = time.monotonic() + timeout_s
+        while (found := self.first(predicate)) is None and time.monotonic() < deadline:
+            time.sleep(self.interval_s)
+        return found

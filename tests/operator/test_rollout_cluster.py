@@ -13,6 +13,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,29 @@ def test_failing_analysis_aborts_then_retry_from_status_promotes(
     status, seen = watch(cluster, ns, lambda s: s.get("outcome") == "Promoted", timeout_s=180)
     assert status.get("outcome") == "Promoted", f"{status}\n{operator.log_tail()}"
     assert cluster.get_json("rollout", "ro", "-n", ns)["spec"] == spec_before
+
+
+def test_initial_delay_holds_the_first_measurement_after_the_weight_rises(
+        setup: tuple[Any, str, OperatorProcess], prometheus: PrometheusServer, exporter: Any) -> None:  # noqa: F811
+    # Real operator and Prometheus: at 5 % (the 25 s pause) the metric is first measured 12 s after the step
+    # started, not at once, and the rollout then promotes.
+    cluster, ns, operator = setup
+    exporter[1].set(0.0)
+    manifest = rollout_manifest(ns)
+    manifest["spec"]["steps"] = [{"setWeight": 5}, {"pause": {"durationSeconds": 25}}, {"setWeight": 100}]
+    query = 'max(senseops_probe_value{app_kubernetes_io_version="{{candidate}}"})'
+    manifest["spec"]["analysis"] = {"metrics": [{
+        "name": "probe", "successMax": 0.05, "intervalSeconds": 10, "initialDelaySeconds": 12,
+        "provider": {"prometheus": {"address": prometheus.url, "query": query}}}]}
+    kubectl_apply(cluster, ns, manifest)
+    status, _ = watch(cluster, ns, lambda s: bool(s.get("measurements")), timeout_s=120)
+    assert status.get("currentStepIndex") == 1 and status.get("actualWeight") == 5, status
+    first = datetime.fromisoformat(status["measurements"][0]["at"])
+    step_started = datetime.fromisoformat(status["stepStartedAt"])
+    assert (first - step_started).total_seconds() >= 12, (first, step_started)
+    status, _ = watch(cluster, ns, lambda s: s.get("outcome") == "Promoted", timeout_s=180)
+    assert status.get("outcome") == "Promoted", f"{status}\n{operator.log_tail()}"
+    assert all(m["phase"] == "Successful" for m in status["measurements"]), status["measurements"]
 
 
 def test_prometheus_down_pauses_and_operator_restart_keeps_the_step(

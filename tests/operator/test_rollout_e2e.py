@@ -260,7 +260,7 @@ def test_planted_regression_aborts_within_one_interval_and_traffic_returns_to_st
                             lambda s: s.get("outcome") == "RolledBack" and s.get("actualWeight") == 0)
         stop.set()
         watcher.join(10)
-        zero = recorder.first(lambda s: bool(s.get("abort")) and s.get("actualWeight") == 0)
+        zero = recorder.wait_first(lambda s: bool(s.get("abort")) and s.get("actualWeight") == 0)
         after = load.share(stable, 0, 500)
     aborted = recorder.first(lambda s: bool(s.get("abort")))
     assert breach and aborted is not None and zero is not None, (breach, recorder.changes[-3:])
