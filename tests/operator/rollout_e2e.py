@@ -128,17 +128,23 @@ class StatusRecorder:
         api = client.CustomObjectsApi(config.new_client_from_config(config_file=str(self.kubeconfig)))
         last: tuple[Any, ...] | None = None
         while not self._stop.wait(self.interval_s):
-            try:
-                obj = api.get_namespaced_custom_object("senseops.dev", "v1alpha1", self.namespace, "rollouts",
-                                                       ROLLOUT)
-            except Exception:  # not created yet, or the API is busy: look again
-                continue
-            s = obj.get("status") or {}
-            key = (s.get("currentStepIndex"), s.get("actualWeight"), s.get("phase"), s.get("abort"),
-                   s.get("outcome"), tuple(p.get("reason") for p in s.get("pauseConditions") or []))
-            if key != last:
-                self.changes.append((time.monotonic(), s))
-                last = key
+            last = self._look(api, last)
+        # One last look after the stop: the caller has just seen a state through its own read and the
+        # recorder, a poll behind, must hold it too (CI once missed the final weight 0 of an abort).
+        self._look(api, last)
+
+    def _look(self, api: Any, last: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+        """Read the status once; record it if it changed. Returns the key of the newest recorded state."""
+        try:
+            obj = api.get_namespaced_custom_object("senseops.dev", "v1alpha1", self.namespace, "rollouts", ROLLOUT)
+        except Exception:  # not created yet, or the API is busy: look again
+            return last
+        s = obj.get("status") or {}
+        key = (s.get("currentStepIndex"), s.get("actualWeight"), s.get("phase"), s.get("abort"),
+               s.get("outcome"), tuple(p.get("reason") for p in s.get("pauseConditions") or []))
+        if key != last:
+            self.changes.append((time.monotonic(), s))
+        return key
 
     def weights(self) -> list[int]:
         """Confirmed weights in the order seen, consecutive repeats dropped."""

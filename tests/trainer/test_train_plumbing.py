@@ -41,6 +41,12 @@ LOG_CASES = [
       "loss": 12.345}),
     ("weights digest", 'SENSEOPS_WEIGHTS {"rank": 1, "epoch": 2, "step": null, "sha256": "ab"}',
      {"kind": "weights", "rank": 1, "epoch": 2, "step": None, "sha256": "ab"}),
+    ("weights digest after another rank's partial line", 'step_in_epoch: 3, SENSEOPS_WEIGHTS {"rank": 0, "epoch": 1, '
+     '"step": 7, "sha256": "cd"}', {"kind": "weights", "rank": 0, "epoch": 1, "step": 7, "sha256": "cd"}),
+    ("weights digest followed by another rank's output", 'SENSEOPS_WEIGHTS {"rank": 1, "epoch": 1, "step": 7, '
+     '"sha256": "cd"}[2026-03-01 10:00:01,000][root][INFO] - val', {"kind": "weights", "rank": 1, "epoch": 1,
+                                                                    "step": 7, "sha256": "cd"}),
+    ("garbled weights digest is no event", 'SENSEOPS_WEIGHTS {"rank": 1, "epo', None),
     ("validation", VAL_LINE, {"kind": "val", "rank": 0, "epoch": 2, "total_step": 1, "loss": 9.5}),
     ("resume notice", "Checkpoint loaded successfully from '/w/train/funasr/model.pt'", {"kind": "resumed"}),
     ("other noise", "Build model, frontend, tokenizer", None),

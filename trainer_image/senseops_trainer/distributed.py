@@ -95,8 +95,8 @@ def parse_weights_marker(line: str) -> dict[str, Any] | None:
     at = line.find(WEIGHTS_MARKER + " ")
     if at < 0:
         return None
-    try:
-        fields = json.loads(line[at + len(WEIGHTS_MARKER) + 1:])
+    try:  # the first JSON object after the marker; another rank's output may follow on the same line
+        fields, _ = json.JSONDecoder().raw_decode(line, at + len(WEIGHTS_MARKER) + 1)
     except json.JSONDecodeError:
         return None
     return fields if isinstance(fields, dict) else None

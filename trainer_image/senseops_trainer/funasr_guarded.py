@@ -142,11 +142,22 @@ def _reporting_weights(original: Any) -> Any:
 
         model = kwargs.get("model")
         if model is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
-            print(weights_marker(torch.distributed.get_rank(), int(epoch), kwargs.get("step"),
-                                 weights_digest(model)), flush=True)
+            _write_line(weights_marker(torch.distributed.get_rank(), int(epoch), kwargs.get("step"),
+                                       weights_digest(model)))
         return original(self, epoch, *args, **kwargs)
 
     return save_checkpoint
+
+
+def _write_line(text: str) -> None:
+    """Write one line to stdout in one system call. All ranks share torchrun's stdout pipe, and under
+    PYTHONUNBUFFERED ``print`` writes the text and its newline separately: two ranks checkpointing at the
+    same moment then ran their markers into one unparsable line (a CI run lost both)."""
+    sys.stdout.flush()  # what was printed before goes out first
+    try:
+        os.write(sys.stdout.fileno(), (text + "\n").encode())
+    except (AttributeError, OSError, ValueError):  # no real file descriptor (captured in a test)
+        print(text, flush=True)
 
 
 def main() -> None:
