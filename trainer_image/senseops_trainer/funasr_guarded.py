@@ -152,7 +152,7 @@ def _reporting_weights(original: Any) -> Any:
 def _write_line(text: str) -> None:
     """Write one line to stdout in one system call. All ranks share torchrun's stdout pipe, and under
     PYTHONUNBUFFERED ``print`` writes the text and its newline separately: two ranks checkpointing at the
-    same moment then ran their markers into one unparsable line (a CI run lost both)."""
+    same moment can then run their markers into one unparsable line (the likely reason a CI run saw none)."""
     sys.stdout.flush()  # what was printed before goes out first
     try:
         os.write(sys.stdout.fileno(), (text + "\n").encode())
