@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -51,6 +52,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` in one rename: a controller killed mid-write leaves the old file, never half a new one
+    (a truncated ``applied.json`` made the next controller reload an HAProxy it should have adopted)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def _config_to_json(cfg: ProxyConfig) -> str:
     return json.dumps(asdict(cfg), indent=1)
 
@@ -85,11 +94,15 @@ class GatewayStandin:
         self._applied_path = state_dir / "applied.json"
         self.ports: dict[str, int] = json.loads(self._ports_path.read_text()) if self._ports_path.exists() else {}
         self.applied: ProxyConfig | None = None
-        if self.proxy.running() and self._applied_path.exists():
+        master = self.proxy.master_pid()
+        if master is not None and self._applied_path.exists():
             # An HAProxy left running by an earlier controller: adopt what it was told last, so an unchanged
-            # world needs no reload and endpoints keep their slots.
+            # world needs no reload and endpoints keep their slots. Alive means the master process (pid file and
+            # /proc), not an answer on the admin socket, which a busy worker may give late.
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 self.applied = _config_from_json(self._applied_path.read_text())
+            log.info("adopting HAProxy (master pid %d): %s", master,
+                     "its last configuration" if self.applied is not None else "unreadable applied.json, will reload")
 
     # --- observe -------------------------------------------------------------------------------
 
@@ -127,12 +140,12 @@ class GatewayStandin:
         if missing:
             for key in missing:
                 self.ports[key] = free_port()
-            self._ports_path.write_text(json.dumps(self.ports, indent=1, sort_keys=True))
+            _write_atomically(self._ports_path, json.dumps(self.ports, indent=1, sort_keys=True))
 
     def program(self, new: ProxyConfig) -> str:
         """Make HAProxy serve ``new``; returns how ("runtime: N commands", "reload", "start", "unchanged")."""
         text = render(new, self.proxy.paths)
-        if not self.proxy.running():
+        if self.proxy.master_pid() is None:  # a master that is alive is reloaded or told, never started twice
             self.proxy.start(text)
             how = "start"
         else:
@@ -146,8 +159,9 @@ class GatewayStandin:
                 how = f"runtime: {len(commands)} commands"
             else:
                 how = "unchanged"
+        if new != self.applied or not self._applied_path.exists():
+            _write_atomically(self._applied_path, _config_to_json(new))
         self.applied = new
-        self._applied_path.write_text(_config_to_json(new))
         return how
 
     def reconcile(self) -> Translation:

@@ -253,6 +253,7 @@ def test_controller_restart_converges(gateway_dataplane: GatewayDataplane, backe
     backend = f"route.{ns}.rs.0"
     wait_until("100/0", lambda: server_weights(gateway_dataplane, backend, ["svc-a:1", "svc-b:1"]) == [1, 0])
     worker = gateway_dataplane.proxy.worker_pid()
+    log_mark = gateway_dataplane.log_path.stat().st_size
 
     gateway_dataplane.crash()
     assert split(port, 20) == {a: 20}, "the data plane must keep serving while its controller is down"
@@ -260,7 +261,11 @@ def test_controller_restart_converges(gateway_dataplane: GatewayDataplane, backe
     gateway_dataplane.start()
     wait_until("0/100 after restart",
                lambda: server_weights(gateway_dataplane, backend, ["svc-a:1", "svc-b:1"]) == [0, 1], timeout_s=30)
-    assert gateway_dataplane.proxy.worker_pid() == worker, "an adopted HAProxy needs no reload for a weight change"
+    with gateway_dataplane.log_path.open("rb") as log:  # what the controller did since the worker was noted
+        log.seek(log_mark)
+        since = log.read().decode(errors="replace")[-4000:]
+    assert gateway_dataplane.proxy.worker_pid() == worker, \
+        f"an adopted HAProxy needs no reload for a weight change; the controller logged since:\n{since}"
     assert split(port, 20) == {b: 20}
     gw = cluster.get_json("gateway", "web", "-n", ns)
     assert condition(gw, "Programmed")["status"] == "True"  # type: ignore[index]
