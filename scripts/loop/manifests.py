@@ -150,8 +150,8 @@ def rollout_template(prometheus_url: str) -> dict[str, Any]:
                         "maxDegradation": GATE_MAX_DEGRADATION, "intervalSeconds": GATE_INTERVAL_S,
                         "requestTimeoutSeconds": 120, "failureLimit": 0, "inconclusiveLimit": 3},
         "progressDeadlineSeconds": 600, "scaleDownDelaySeconds": 5,
-        # Streams already open on an aborted candidate end on their own (a session is ~15 s) before its pods
-        # go. The runtime would drain them on SIGTERM (finals, then close 1012 "reconnect"), but the demo counts
-        # every close that is not a normal end as a failed stream, so it keeps the longer delay.
-        "abortScaleDownDelaySeconds": 45,
+        # Streams still open on an aborted candidate are drained when its pods go (the utterance in progress
+        # gets its final, then close 1012 "reconnect"); the streamers, like the app, resume on stable through
+        # the gateway, so a short delay loses nothing (the loop checks: no failed stream after the rollback).
+        "abortScaleDownDelaySeconds": 5,
     }

@@ -55,7 +55,7 @@ PLANTED_MODEL = "planted-slow"
 PLANTED_ROLLOUT = "planted-1"
 # What run.json keeps of a run's facts (the full-loop test reads them).
 FACTS = ("live_base_cer", "reviewed_seconds", "cer", "image", "release", "planted", "rollback_reason",
-         "highest_weight", "planted_route_weight_max", "errors_after_rollback")
+         "highest_weight", "planted_route_weight_max", "errors_after_rollback", "stream_reconnects")
 CRDS = ("asrmodels", "finetunejobs", "rollouts", "retrainpolicies")
 
 
@@ -549,8 +549,10 @@ def phase_planted(loop: Loop) -> None:
     errors = [e for r in loop.team.reports.values() for t, e in zip(r.error_times, r.errors, strict=True)
               if t >= rolled_back] + [e for t, e in loop.sampler.errors if t >= rolled_back]
     loop.facts["errors_after_rollback"] = len(errors)
+    # Streams still on the candidate when its pods went were drained (1012) and resumed on stable: reconnects.
+    loop.facts["stream_reconnects"] = sum(r.reconnects for r in loop.team.reports.values())
     loop.event("planted", f"{len(errors)} failed streams or requests from the rollback to 20 s after the "
-               "candidate's scale-down",
+               f"candidate's scale-down ({loop.facts['stream_reconnects']} stream reconnects in the run so far)",
                "; ".join(errors[:3]))
 
 

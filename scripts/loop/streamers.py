@@ -1,10 +1,13 @@
 """Simulated streamers: espeak-ng speech of their scripts, streamed at real time through the gateway with
-the project's client (``senseops_runtime.client.stream_pcm``), each with its own consented token.
+the project's client (``senseops_runtime.client.stream_pcm_resilient``), each with its own consented token.
 
 Each streamer speaks its script in sessions of a few lines (a new WebSocket each time, as an app that
 reconnects between songs would), so during a rollout the sessions land on stable and candidate pods in
-the gateway's proportions. Per streamer it keeps partials, finals with their latency, the errors, and the
-labels its script gives to the segments the runtime recorded (see :mod:`scripts.loop.domain`).
+the gateway's proportions. Like the app, a streamer whose replica drains (close 1012 when a pod goes away:
+scale-in, an aborted candidate) reconnects through the gateway and resumes the stream where its finals
+stopped; that is counted as a reconnect, not an error. An error is a session that ended without its normal
+close (the client gave up). Per streamer it keeps partials, finals with their latency, reconnects, the
+errors, and the labels its script gives to the segments the runtime recorded (see :mod:`scripts.loop.domain`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 from scripts.loop.domain import GAP_S, LEAD_IN_S, ScriptLine, Streamer, align, layout
 from senseops_common.speech import ENGLISH, MANDARIN, SAMPLE_RATE, synthesize, to_pcm16
 from senseops_runtime.auth import AuthConfig, issue_token
-from senseops_runtime.client import pcm_frames, stream_pcm
+from senseops_runtime.client import pcm_frames, stream_pcm_resilient
 
 LINES_PER_SESSION = 4
 FRAME_MS = 100
@@ -61,6 +64,7 @@ class StreamerReport:
     partials: int = 0
     finals: int = 0
     final_latencies_s: list[float] = field(default_factory=list)  # audio end of the segment → final received
+    reconnects: int = 0  # connections re-established after a retryable close (a draining pod's 1012, a reset)
     errors: list[str] = field(default_factory=list)
     error_times: list[float] = field(default_factory=list)  # time.monotonic() of each error
     labels: dict[str, str] = field(default_factory=dict)  # segment_id → the script line it lines up with
@@ -77,14 +81,14 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def format_reports(reports: Sequence[StreamerReport]) -> str:
-    """One row per streamer: sessions, partials, finals, labelled segments, latency p50/p95, errors."""
+    """One row per streamer: sessions, partials, finals, labelled segments, latency p50/p95, reconnects, errors."""
     rows = [f"{'streamer':<12} {'sessions':>8} {'partials':>8} {'finals':>6} {'labelled':>8} "
-            f"{'p50 final':>9} {'p95 final':>9} {'errors':>6}"]
+            f"{'p50 final':>9} {'p95 final':>9} {'reconnects':>10} {'errors':>6}"]
     for r in reports:
         p50, p95 = percentile(r.final_latencies_s, 0.5), percentile(r.final_latencies_s, 0.95)
         rows.append(f"{r.anchor_id:<12} {r.sessions:>8} {r.partials:>8} {r.finals:>6} {len(r.labels):>8} "
                     f"{'—' if p50 is None else f'{p50:.2f} s':>9} {'—' if p95 is None else f'{p95:.2f} s':>9} "
-                    f"{len(r.errors):>6}")
+                    f"{r.reconnects:>10} {len(r.errors):>6}")
     return "\n".join(rows)
 
 
@@ -95,30 +99,26 @@ def consented_token(secret: str, streamer: Streamer, now: float) -> str:
 
 
 async def stream_session(url: str, token: str, streamer: Streamer, session: Session, report: StreamerReport) -> None:
-    """Stream one session at real time; add what came back to ``report``."""
-    started: list[float] = []
-
-    def on_frame(index: int, at: float) -> None:
-        if index == 0:
-            started.append(at - FRAME_MS / 1000)  # the first frame left at the start of the schedule
-
+    """Stream one session at real time, reconnecting and resuming after a retryable close (a draining pod);
+    add what came back to ``report``."""
     report.sessions += 1
+    started = time.monotonic()  # the client paces frame i to leave i frames after this
     try:
-        outcome = await stream_pcm(url, pcm_frames(session.pcm, FRAME_MS), token=token,
-                                   options={"language": streamer.lang, "itn": False}, realtime=True,
-                                   on_frame_sent=on_frame)
-    except Exception as exc:  # connection refused, handshake refused (503 while no pod is ready), reset
+        outcome = await stream_pcm_resilient(url, pcm_frames(session.pcm, FRAME_MS), token=token,
+                                             options={"language": streamer.lang, "itn": False}, realtime=True)
+    except Exception as exc:  # not a close the client handles (those end in the outcome): a bug to see
         report.errors.append(f"{type(exc).__name__}: {exc}"[:200])
         report.error_times.append(time.monotonic())
         return
     report.partials += len(outcome.partials)
     report.finals += len(outcome.finals)
-    if outcome.close_code not in (1000, None):
-        report.errors.append(f"closed {outcome.close_code}: {outcome.close_reason}")
+    report.reconnects += outcome.reconnects
+    if outcome.close_code != 1000:  # the client gave up: the stream's remaining audio was not transcribed
+        report.errors.append(f"closed {outcome.close_code} after {outcome.reconnects} reconnects: "
+                             f"{outcome.close_reason}"[:200])
         report.error_times.append(time.monotonic())
     for received, message in outcome.finals:
-        if started:
-            report.final_latencies_s.append(received - (started[0] + int(message["end_ms"]) / 1000))
+        report.final_latencies_s.append(received - (started + int(message["end_ms"]) / 1000))
         line = align(session.script, (int(message["start_ms"]), int(message["end_ms"])))
         if line is not None:
             report.labels[str(message["segment_id"])] = line.text

@@ -62,10 +62,12 @@ def test_percentile(values: list[float], q: float, expected: float | None) -> No
 
 def test_report_table() -> None:
     busy = StreamerReport("live-zh-a", sessions=3, partials=40, finals=12, final_latencies_s=[0.2, 0.4, 0.3],
-                          errors=["closed 1011: model failed"], error_times=[1.0], labels={"a": "x", "b": "y"})
+                          reconnects=2, errors=["closed 1011: model failed"], error_times=[1.0],
+                          labels={"a": "x", "b": "y"})
     rows = format_reports([busy, StreamerReport("live-en-a")]).splitlines()
-    assert rows[1].split() == ["live-zh-a", "3", "40", "12", "2", "0.30", "s", "0.39", "s", "1"]  # interpolated
-    assert rows[2].split() == ["live-en-a", "0", "0", "0", "0", "—", "—", "0"]
+    assert rows[0].split()[-2:] == ["reconnects", "errors"]
+    assert rows[1].split() == ["live-zh-a", "3", "40", "12", "2", "0.30", "s", "0.39", "s", "2", "1"]  # interpolated
+    assert rows[2].split() == ["live-en-a", "0", "0", "0", "0", "—", "—", "0", "0"]
 
 
 needs_espeak = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed (make debian)")
