@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import socket
 import threading
 import time
@@ -27,6 +26,7 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
+from senseops_common.storage.file_backend import atomic_write
 from tests.gateway import model, status
 from tests.gateway.haproxy import HAProxy, HAProxyError
 from tests.gateway.haproxy_config import (
@@ -53,11 +53,10 @@ def free_port() -> int:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` in one rename: a controller killed mid-write leaves the old file, never half a new one
-    (a truncated ``applied.json`` made the next controller reload an HAProxy it should have adopted)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Replace ``path`` in one rename (the store's ``atomic_write``): a controller killed mid-write leaves the old
+    file, never half a new one (a truncated ``applied.json`` would make the next controller reload an HAProxy
+    it should adopt)."""
+    atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
 def _config_to_json(cfg: ProxyConfig) -> str:

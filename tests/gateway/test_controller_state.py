@@ -47,12 +47,10 @@ def test_a_write_cut_short_leaves_the_previous_file(tmp_path: Path, monkeypatch:
     path = tmp_path / "applied.json"
     path.write_text('{"complete": true}')
 
-    def dies_midway(self: Path, text: str, *args: object, **kwargs: object) -> int:
-        with open(self, "w") as fh:  # a few bytes reach the file, then the process "is killed"
-            fh.write(text[:3])
+    def dies_midway(fd: int) -> None:  # the bytes are written, then the process "is killed" before the rename
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Path, "write_text", dies_midway)
+    monkeypatch.setattr("os.fsync", dies_midway)
     with pytest.raises(KeyboardInterrupt):
         _write_atomically(path, '{"complete": false, "longer": 1}')
     monkeypatch.undo()
