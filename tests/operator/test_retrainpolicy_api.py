@@ -61,9 +61,13 @@ CASES: list[Case] = [
                                         "steps": [{"setWeight": 50}, {"setWeight": 20}, {"setWeight": 100}],
                                         "trafficRouting": {"gatewayAPI": {"httpRoute": "asr"}}}}),
          "spec.release.spec.steps"),
+    Case("rtp-unknown-base-from", retrain_policy, _set("spec.baseModelFrom", "Latest"), "spec.baseModelFrom"),
+    Case("rtp-serving-base-without-release", retrain_policy, _set("spec.baseModelFrom", "Serving"),
+         "spec.baseModelFrom"),
 ]
 # What the cross-field rules tell the user to do.
 ADVICE = {"rtp-base-looks-produced": "choose another output.modelName prefix",
+          "rtp-serving-base-without-release": "set spec.release",
           "rtp-name-too-long": "at most 40 characters", "rtp-filters-inverted": "must be below"}
 
 
@@ -100,6 +104,7 @@ def test_valid_policy_gets_defaults_and_is_listed(crds_installed, namespace: str
     crds_installed.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(obj))
     got = crds_installed.get_json("retrainpolicy", "nightly", "-n", namespace)["spec"]
     assert got["concurrencyPolicy"] == "Forbid" and got["suspend"] is False
+    assert got["baseModelFrom"] == "Template"  # every trigger fine-tunes the template's base unless asked
     assert (got["successfulJobsHistoryLimit"], got["failedJobsHistoryLimit"], got["checkIntervalSeconds"]) == \
         (3, 1, 300)
     assert got["template"]["spec"]["hyperparameters"]["learningRate"] == 2e-5  # the FineTuneJob defaults apply

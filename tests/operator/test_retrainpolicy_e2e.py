@@ -269,6 +269,28 @@ def test_a_succeeded_job_is_released_by_exactly_one_rollout_from_the_template(wo
     world.cluster.kubectl("delete", "rtp", "release", "-n", world.namespace, "--timeout=60s")
 
 
+def test_serving_base_model_flows_from_the_policy_into_its_fine_tune_job(world: World) -> None:
+    # baseModelFrom Serving: before any release, what serves is the release's stableModel, so the first job
+    # fine-tunes that and not the template's base (later triggers: tests/operator/test_retrainpolicy_release.py).
+    record_session(world.store, datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2), 12)
+    obj = policy(world, "continual")
+    obj["spec"].update({"anchors": [ANCHOR], "baseModelFrom": "Serving", "release": {
+        "stableModel": {"name": "prod-v7"},
+        "spec": {"target": {"deployment": "asr", "service": "asr", "port": 80},
+                 "steps": [{"setWeight": 5}, {"pause": {}}, {"setWeight": 100}],
+                 "trafficRouting": {"gatewayAPI": {"httpRoute": "asr"}}}}})
+    world.cluster.kubectl("apply", "-n", world.namespace, "-f", "-", input=json.dumps(obj))
+    job = world.wait("continual-1", lambda: next((j for j in world.jobs() if j["metadata"]["name"] == "continual-1"),
+                                                 None))
+    assert job["spec"]["baseModel"] == {"name": "prod-v7"}
+    last = world.wait("lastTrigger", lambda: (world.get("rtp", "continual").get("status") or {}).get("lastTrigger"))
+    record = json.loads(world.store.get_bytes(last["auditKey"]))
+    assert record["baseModel"] == "prod-v7" and record["fineTuneJob"] == "continual-1"
+    world.cluster.kubectl("delete", "rtp", "continual", "-n", world.namespace, "--timeout=60s")
+    world.wait("continual-1 to go with its policy",
+               lambda: not any(j["metadata"]["name"] == "continual-1" for j in world.jobs()))
+
+
 def test_deleting_the_policy_removes_its_jobs_but_never_a_model(world: World) -> None:
     # A model published by one of its jobs is linked by a label only (as FineTuneJob publishes it).
     world.cluster.kubectl("apply", "-n", world.namespace, "-f", "-", input=json.dumps({

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from senseops_operator.decide import retrainpolicy as r
-from senseops_operator.models import RetrainPolicySpec, RetrainPolicyStatus, RolloutSpec
-from tests.operator.test_retrainpolicy_decide import WIRE, job
+from senseops_operator.models import FineTuneJobSpec, RetrainPolicySpec, RetrainPolicyStatus, RolloutSpec
+from tests.operator.test_retrainpolicy_decide import WIRE, job, segs
 
 NOW = datetime(2026, 11, 29, 9, 0, 0, tzinfo=UTC)
 RELEASE: dict[str, Any] = {
@@ -92,3 +92,66 @@ def test_the_decision_releases_records_and_announces() -> None:
     assert not [a for a in decision.actions if isinstance(a, r.CreateRollout)]
     assert decision.status["servingModel"] == "tuned-1"
     assert decision.status["lastRelease"]["phase"] == "Healthy"
+
+
+# --- baseModelFrom: what each trigger fine-tunes ------------------------------------------------------------
+def serving_policy(**release_extra: Any) -> RetrainPolicySpec:
+    return RetrainPolicySpec.model_validate({**WIRE, "release": {**RELEASE, **release_extra},
+                                             "baseModelFrom": "Serving"})
+
+
+@pytest.mark.parametrize(("name", "spec", "status", "rollouts", "want"), [
+    ("Template (the default): always the template's base", policy(), {},
+     (rollout(1, "Healthy", "base", "tuned-1", "tuned-1"),), "base"),
+    ("Serving, nothing released yet: the template's base", serving_policy(), {}, (), "base"),
+    ("Serving, nothing released yet: the release's starting model", serving_policy(stableModel={"name": "prod-v7"}),
+     {}, (), "prod-v7"),
+    ("Serving after a promotion: the promoted model", serving_policy(), {},
+     (rollout(1, "Healthy", "base", "tuned-1", "tuned-1"),), "tuned-1"),
+    ("Serving after a rollback: the stable that stayed", serving_policy(), {},
+     (rollout(1, "Healthy", "base", "tuned-1", "tuned-1"), rollout(2, "Aborted", "tuned-1", "tuned-2", "tuned-1")),
+     "tuned-1"),
+    ("Serving during a release: not its candidate (it may still roll back)", serving_policy(), {},
+     (rollout(1, "Healthy", "base", "tuned-1", "tuned-1"), rollout(2, "Progressing", "tuned-1", "tuned-2", "tuned-1")),
+     "tuned-1"),
+    ("Serving when old rollouts are gone: what status remembers", serving_policy(), {"servingModel": "tuned-5"},
+     (), "tuned-5"),
+])
+def test_trigger_base_model(name: str, spec: RetrainPolicySpec, status: dict[str, Any],
+                            rollouts: tuple[r.ObservedRollout, ...], want: str) -> None:
+    assert r.trigger_base_model(spec, RetrainPolicyStatus.model_validate(status), rollouts) == want, name
+
+
+def test_serving_base_goes_into_the_job_and_its_audit_record() -> None:
+    """A trigger after a promotion fine-tunes the promoted model: the FineTuneJob's spec, its audit record and the
+    Triggered event all say so; with the default the same trigger starts from the template's base."""
+    hour = segs("a1", 20.0, 180)
+    promoted = (rollout(1, "Healthy", "base", "tuned-1", "tuned-1"),)
+    status = RetrainPolicyStatus.model_validate({"lastTrigger": {"number": 1, "time": "2026-11-20T00:00:00Z",
+                                                                 "cutoff": "2026-11-20T00:00:00Z",
+                                                                 "fineTuneJob": "pol-1"}})
+    obs = r.RetrainObservation(generation=1, name="pol", namespace="ns", uid="u", segments=hour, jobs=(DONE_1,),
+                               rollouts=promoted)
+    for spec, want in ((serving_policy(), "tuned-1"), (policy(), "base")):
+        decision = r.decide(spec, status, obs, NOW)
+        create = next(a for a in decision.actions if isinstance(a, r.CreateFineTuneJob))
+        audit = next(a for a in decision.actions if isinstance(a, r.WriteAudit))
+        assert create.name == "pol-2" and FineTuneJobSpec.model_validate(create.spec).base_model.name == want
+        assert audit.record["baseModel"] == want
+        assert any(e.reason == "Triggered" and f"fine-tunes {want}" in e.message for e in decision.events)
+
+
+def test_a_recovered_trigger_audits_the_base_its_job_really_has() -> None:
+    """The status write after a create was lost, and by the next look a release finished and moved what serves.
+    The re-written audit record names the base the job was created with, not what serves now."""
+    lost = job("pol-2", 2, "Pending", base_model="base", trigger_time="2026-11-29T08:00:00Z",
+               cutoff="2026-11-29T08:00:00Z")
+    obs = r.RetrainObservation(generation=1, name="pol", namespace="ns", uid="u", segments=(), jobs=(DONE_1, lost),
+                               rollouts=(rollout(1, "Healthy", "base", "tuned-1", "tuned-1"),))
+    status = RetrainPolicyStatus.model_validate({"lastTrigger": {
+        "number": 1, "time": "2026-11-20T00:00:00Z", "cutoff": "2026-11-20T00:00:00Z", "fineTuneJob": "pol-1"}})
+    spec = serving_policy()
+    assert r.trigger_base_model(spec, status, obs.rollouts) == "tuned-1"  # what a new trigger would take now
+    decision = r.decide(spec, status, obs, NOW)
+    audit = next(a for a in decision.actions if isinstance(a, r.WriteAudit))
+    assert audit.record["fineTuneJob"] == "pol-2" and audit.record["baseModel"] == "base"

@@ -53,6 +53,7 @@ class ObservedJob:
     trigger_time: str | None = None
     cutoff: str | None = None
     new_hours: Mapping[str, float] = field(default_factory=dict)
+    base_model: str | None = None  # spec.baseModel.name: what it fine-tunes
 
 
 @dataclass(frozen=True)
@@ -172,14 +173,16 @@ def threshold_hours(spec: RetrainPolicySpec, ready: Readiness) -> tuple[float, s
     return ready.hours[anchor], f"on anchor {anchor}"
 
 
-def fine_tune_job_spec(spec: RetrainPolicySpec, policy: str, number: int, cutoff: str) -> dict[str, Any]:
-    """The FineTuneJob spec of trigger ``number``: the template plus the policy's data and per-trigger names."""
+def fine_tune_job_spec(spec: RetrainPolicySpec, policy: str, number: int, cutoff: str,
+                       base_model: str) -> dict[str, Any]:
+    """The FineTuneJob spec of trigger ``number``: the template plus the policy's data, per-trigger names and
+    the model it starts from (:func:`trigger_base_model`)."""
     t = spec.template.spec
     window: dict[str, Any] = {"end": cutoff}
     if t.dataset.window_start:
         window["start"] = t.dataset.window_start
     out: dict[str, Any] = {
-        "baseModel": {"name": t.base_model.name},
+        "baseModel": {"name": base_model},
         "dataset": {
             "source": spec.source,
             "anchorIds": list(spec.anchors),
@@ -205,7 +208,8 @@ def fine_tune_job_spec(spec: RetrainPolicySpec, policy: str, number: int, cutoff
 
 
 def audit_record(spec: RetrainPolicySpec, obs: RetrainObservation, number: int, trigger_time: str, cutoff: str,
-                 since: str | None, hours: Mapping[str, float], segments: Mapping[str, int]) -> dict[str, Any]:
+                 since: str | None, hours: Mapping[str, float], segments: Mapping[str, int],
+                 base_model: str) -> dict[str, Any]:
     """Who triggered what, when, on how much new audio per anchor (seed §6: status written for audit)."""
     name = job_name(obs.name, number)
     return {
@@ -215,7 +219,7 @@ def audit_record(spec: RetrainPolicySpec, obs: RetrainObservation, number: int, 
         "time": trigger_time,
         "trigger": number,
         "fineTuneJob": name,
-        "baseModel": spec.template.spec.base_model.name,
+        "baseModel": base_model,
         "outputModel": {"name": output_model_name(spec, number), "version": name},
         "newAudio": {"since": since, "cutoff": cutoff, "minNewHours": spec.min_new_hours,
                      "thresholdScope": spec.threshold_scope,
@@ -285,6 +289,16 @@ def serving_model(spec: RetrainPolicySpec, status: RetrainPolicyStatus, rollouts
     return spec.template.spec.base_model.name
 
 
+def trigger_base_model(spec: RetrainPolicySpec, status: RetrainPolicyStatus,
+                       rollouts: Sequence[ObservedRollout]) -> str:
+    """The model a trigger's FineTuneJob fine-tunes: the template's base model, or with ``baseModelFrom:
+    Serving`` the model serving when the trigger fires (an unfinished release does not count: its candidate
+    may still be rolled back), so each release continues from the last promoted model."""
+    if spec.base_model_from == "Serving":
+        return serving_model(spec, status, rollouts)
+    return spec.template.spec.base_model.name
+
+
 def release_plan(spec: RetrainPolicySpec, status: RetrainPolicyStatus, policy: str, jobs: Sequence[ObservedJob],
                  rollouts: Sequence[ObservedRollout]) -> CreateRollout | None:
     """The Rollout to create now, if any: the newest succeeded job's model not released yet, one release at a
@@ -344,7 +358,8 @@ def decide(spec: RetrainPolicySpec, status: RetrainPolicyStatus, obs: RetrainObs
         key = audit_key(obs.namespace, obs.name, lost.trigger_time, lost.name)
         segs = {a: 0 for a in lost.new_hours}
         record = audit_record(spec, obs, lost.number, lost.trigger_time, lost.cutoff,
-                              last["cutoff"] if last else spec.since, lost.new_hours, segs)
+                              last["cutoff"] if last else spec.since, lost.new_hours, segs,
+                              lost.base_model or trigger_base_model(spec, status, obs.rollouts))
         actions.append(WriteAudit(key, record))
         last = {"number": lost.number, "time": lost.trigger_time, "cutoff": lost.cutoff, "fineTuneJob": lost.name,
                 "anchors": _anchor_list(lost.new_hours, segs), "auditKey": key}
@@ -365,18 +380,19 @@ def decide(spec: RetrainPolicySpec, status: RetrainPolicyStatus, obs: RetrainObs
     if crossed and blocked is None:
         cutoff = timestamp(now)
         hours = dict(ready.hours)
-        record = audit_record(spec, obs, number, cutoff, cutoff, since, hours, ready.segments)
+        base = trigger_base_model(spec, status, obs.rollouts)
+        record = audit_record(spec, obs, number, cutoff, cutoff, since, hours, ready.segments, base)
         key = audit_key(obs.namespace, obs.name, cutoff, next_name)
         labels = {**spec.template.metadata.labels, LABEL_POLICY: obs.name, LABEL_TRIGGER: str(number)}
         annotations = {ANNOTATION_TRIGGER_TIME: cutoff, ANNOTATION_CUTOFF: cutoff,
                        ANNOTATION_HOURS: json.dumps({a: round(h, 4) for a, h in hours.items()}, sort_keys=True)}
         actions.append(CreateFineTuneJob(next_name, labels, annotations,
-                                         fine_tune_job_spec(spec, obs.name, number, cutoff)))
+                                         fine_tune_job_spec(spec, obs.name, number, cutoff, base)))
         actions.append(WriteAudit(key, record))
         last = {"number": number, "time": cutoff, "cutoff": cutoff, "fineTuneJob": next_name,
                 "anchors": _anchor_list(hours, ready.segments), "auditKey": key}
         active.append(ObservedJob(next_name, owned=True, number=number, stage="Pending"))
-        message = f"created FineTuneJob {next_name!r}: {progress}"
+        message = f"created FineTuneJob {next_name!r} (fine-tunes {base}): {progress}"
         events.append(Event("Normal", "Triggered", message))
         conditions.append(condition("ThresholdReached", "True", "Triggered", message))
         conditions.append(_not_blocked())

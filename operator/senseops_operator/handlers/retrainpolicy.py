@@ -45,7 +45,7 @@ def _observed_job(obj: dict[str, Any], uid: str) -> decide.ObservedJob:
         number=int(number) if number.isdigit() else None, stage=status.get("stage"),
         produced_model=(status.get("producedModel") or {}).get("name"),
         trigger_time=notes.get(decide.ANNOTATION_TRIGGER_TIME), cutoff=notes.get(decide.ANNOTATION_CUTOFF),
-        new_hours=hours)
+        new_hours=hours, base_model=((obj.get("spec") or {}).get("baseModel") or {}).get("name"))
 
 
 def _observed_rollout(obj: dict[str, Any], uid: str) -> decide.ObservedRollout:

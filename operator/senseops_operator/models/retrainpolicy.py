@@ -37,6 +37,7 @@ from senseops_operator.models.rollout import RolloutTemplateSpec
 
 ConcurrencyPolicy = Literal["Forbid", "Allow"]
 ThresholdScope = Literal["PerAnchor", "Total"]
+BaseModelFrom = Literal["Template", "Serving"]
 RetrainPhase = Literal["Watching", "Running", "Suspended"]
 
 # An output model is named `<prefix>-<n>`; the prefix leaves room for the trigger number.
@@ -116,6 +117,12 @@ class RetrainPolicySpec(ApiModel):
                 "(<template.spec.output.modelName>-<n>); choose another output.modelName prefix",
                 field_path=".template.spec.output.modelName",
             ),
+            cel(
+                "self.baseModelFrom != 'Serving' || has(self.release)",
+                "baseModelFrom Serving fine-tunes the model this policy's releases left serving: set spec.release "
+                "(or use baseModelFrom Template)",
+                field_path=".baseModelFrom",
+            ),
         )
     }
 
@@ -158,6 +165,13 @@ class RetrainPolicySpec(ApiModel):
     )
     release: ReleaseTemplate | None = Field(
         default=None, description="Roll each produced model out with this Rollout template (omitted: publish only).",
+    )
+    base_model_from: BaseModelFrom = Field(
+        default="Template",
+        description="What each triggered FineTuneJob fine-tunes. Template: template.spec.baseModel every time (each "
+        "model is trained afresh from the same start). Serving: the model serving when the trigger fires (what the "
+        "newest finished release left stable; before the first release, release.stableModel or the template's "
+        "base), so each release continues from the last promoted one. Needs spec.release.",
     )
 
 
