@@ -12,7 +12,9 @@ and the median of ``--rounds`` is printed:
 * one batch: all N in one call (no budget).
 
 From the round time: partial updates per second each stream would get if the worker did nothing else
-(1 / round time), and the longest single call (how long a final arriving meanwhile waits). Not a test.
+(1 / round time), and the longest single call (how long a final arriving meanwhile waits). First, the cost
+of one lone call by clip length (``--lengths``): the fixed per-call part and the per-second part are what
+bound the partial updates a replica can give. Not a test.
 """
 
 from __future__ import annotations
@@ -60,6 +62,20 @@ def timed_round(engine: Engine, clips: list[np.ndarray], calls: list[list[int]])
     return time.perf_counter() - started, longest
 
 
+def lone_call_ms(engine: Engine, seconds: float, rng: np.random.Generator, repeats: int = 5) -> float:
+    """Median milliseconds of one model call on one clip of ``seconds`` (after two warm-up calls)."""
+    clip = (rng.standard_normal(int(seconds * SAMPLE_RATE)) * 0.05).astype(np.float32)
+    options = DecodeOptions()
+    for _ in range(2):
+        engine.transcribe(clip, options)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        engine.transcribe(clip, options)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
 def main() -> int:
     cache = Path(os.environ.get("SENSEOPS_CACHE", Path.home() / ".cache" / "senseops"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,9 +85,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--budgets", default=f"{PartialBatching().max_padded_samples / SAMPLE_RATE:g},12")
+    parser.add_argument("--lengths", default="0.3,0.5,1,2,4,8", help="clip seconds for the lone-call table")
     args = parser.parse_args()
     engine = load_engine(args.model_dir, args.backend, threads=args.threads)
     rng = np.random.default_rng(0)
+    print(f"lone calls, {args.backend}, {args.threads} threads, median of 5:")
+    print("| clip | call | per second of audio |")
+    print("|-----:|-----:|--------------------:|")
+    for seconds in (float(x) for x in args.lengths.split(",")):
+        ms = lone_call_ms(engine, seconds, rng)
+        print(f"| {seconds:g} s | {ms:.0f} ms | {ms / seconds:.0f} ms |", flush=True)
     budgets = [float(b) for b in args.budgets.split(",")]
     print(f"load before: {os.getloadavg()[0]:.2f}", flush=True)
     rows = []
